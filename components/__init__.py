@@ -1,0 +1,1 @@
+"""gpuyard components: the Pulumi side of the package."""

@@ -1,0 +1,78 @@
+"""The ``gpuyard`` command: ``plan`` reviews stacks offline; ``local`` runs the main job here."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+from components import catalog
+from components.plan import Plan, Project, ProjectError
+from components.spec import SpecError
+
+
+def render(plan: Plan) -> str:
+    """The plan as a person reads it: resource tree, counts per type, cost per hour."""
+    children: dict[str | None, list] = {}
+    for resource in plan.resources:
+        children.setdefault(resource.parent, []).append(resource)
+    known = {r.urn for r in plan.resources}
+    lines = [f"Stack {plan.stack}: {len(plan.resources)} resources", ""]
+
+    def walk(parent: str | None, depth: int) -> None:
+        for r in children.get(parent, []):
+            lines.append(f"{'  ' * depth}{r.type}  {r.name}{'  [protected]' if r.protect else ''}")
+            walk(r.urn, depth + 1)
+
+    for root in [p for p in children if p is None or p not in known]:
+        walk(root, 0)
+    lines += ["", "Resources by type:"]
+    lines += [f"  {count:4d}  {type_}" for type_, count in sorted(plan.counts().items())]
+    lines += ["", f"Estimated cost, USD per hour (list prices as of {catalog.PRICES_AS_OF}):"]
+    for c in plan.cost:
+        lines.append(f"  {c.min_per_hour:9.3f} - {c.max_per_hour:9.3f}  {c.name}: {c.description}")
+    total = plan.to_json()["cost"]
+    lines.append(
+        f"  {total['min_per_hour']:9.3f} - {total['max_per_hour']:9.3f}  total (min - max scale)"
+    )
+    lines += ["", "Outputs:"]
+    lines += [f"  {k}: {v}" for k, v in plan.outputs.items()]
+    return "\n".join(lines)
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    project = Project.find()
+    stacks = project.stacks() if args.all else [args.stack]
+    plans = [project.plan(stack) for stack in stacks]
+    if args.json:
+        body = [p.to_json() for p in plans]
+        print(json.dumps(body if args.all else body[0], indent=2, default=str))
+    else:
+        print("\n\n".join(render(p) for p in plans))
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="gpuyard", description=__doc__)
+    commands = root.add_subparsers(dest="command", required=True)
+    plan = commands.add_parser("plan", help="plan a stack offline: resources, outputs, cost")
+    target = plan.add_mutually_exclusive_group(required=True)
+    target.add_argument("stack", nargs="?", help="stack name, e.g. dev-aws")
+    target.add_argument("--all", action="store_true", help="plan every stack in stacks/")
+    plan.add_argument("--json", action="store_true", help="print the whole plan as JSON")
+    plan.set_defaults(func=cmd_plan)
+    return root
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (SpecError, ProjectError) as exc:
+        print(f"gpuyard {args.command}: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,272 @@
+"""Offline plan: run the real Pulumi program under recording mocks and roll up its cost.
+
+No cloud account and no Pulumi CLI: the program's resource registrations go to a mock
+monitor that records each one (type, name, parent, dependencies, inputs) and answers
+with plausible ids and outputs. The same recorder backs the component unit tests.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import runpy
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pulumi.runtime
+import yaml
+from pulumi.runtime import rpc
+from pulumi.runtime.mocks import MockMonitor
+from pulumi.runtime.stack import run_pulumi_func
+from pulumi.runtime.sync_await import _sync_await
+
+from components import catalog
+
+SECRET = "[secret]"
+ACCOUNT_ID = "123456789012"
+SUBSCRIPTION_ID = "00000000-0000-0000-0000-000000000000"
+
+
+@dataclass
+class Resource:
+    """One resource the program declared, as the engine would have received it."""
+
+    urn: str
+    type: str
+    name: str
+    parent: str | None
+    dependencies: list[str]
+    inputs: dict[str, Any]
+    custom: bool
+    protect: bool
+    provider: str | None
+
+
+@dataclass
+class CostLine:
+    """Hourly list price of one priced resource at the smallest and largest scale it allows."""
+
+    urn: str
+    type: str
+    name: str
+    description: str
+    min_per_hour: float
+    max_per_hour: float
+
+
+@dataclass
+class Plan:
+    """Everything one run of the program declared, with its outputs and cost."""
+
+    stack: str
+    resources: list[Resource] = field(default_factory=list)
+    outputs: dict[str, Any] = field(default_factory=dict)
+    cost: list[CostLine] = field(default_factory=list)
+
+    def by_type(self, type_: str) -> list[Resource]:
+        return [r for r in self.resources if r.type == type_]
+
+    def counts(self) -> Counter[str]:
+        return Counter(r.type for r in self.resources)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "stack": self.stack,
+            "resources": [asdict(r) for r in self.resources],
+            "outputs": self.outputs,
+            "cost": {
+                "currency": "USD",
+                "prices_as_of": catalog.PRICES_AS_OF,
+                "lines": [asdict(c) for c in self.cost],
+                "min_per_hour": round(sum(c.min_per_hour for c in self.cost), 4),
+                "max_per_hour": round(sum(c.max_per_hour for c in self.cost), 4),
+            },
+        }
+
+
+def _mask(value: Any) -> Any:
+    if rpc.is_rpc_secret(value):
+        return SECRET
+    if isinstance(value, dict):
+        return {k: _mask(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_mask(v) for v in value]
+    return value
+
+
+class _Mocks(pulumi.runtime.Mocks):
+    """Answers the engine the way a fresh deployment would: ids from names, inputs echoed."""
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict]:
+        state = dict(args.inputs)
+        state.setdefault("arn", f"arn:aws:mock:::{args.name}")
+        state.setdefault("name", args.name)
+        state.setdefault("selfLink", f"https://mock.googleapis.com/{args.name}")
+        return f"{args.name}-id", state
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict, None]:
+        answers: dict[str, dict] = {
+            "aws:index/getCallerIdentity:getCallerIdentity": {
+                "accountId": ACCOUNT_ID,
+                "arn": f"arn:aws:iam::{ACCOUNT_ID}:user/plan",
+                "userId": "plan",
+            },
+            "aws:index/getPartition:getPartition": {
+                "partition": "aws",
+                "dnsSuffix": "amazonaws.com",
+            },
+            "azure-native:authorization:getClientConfig": {
+                "clientId": "plan",
+                "objectId": "00000000-0000-0000-0000-000000000001",
+                "subscriptionId": SUBSCRIPTION_ID,
+                "tenantId": "00000000-0000-0000-0000-000000000002",
+            },
+            "gcp:organizations/getProject:getProject": {"number": "123456789012"},
+        }
+        return answers.get(args.token, {}), None
+
+
+class _RecordingMonitor(MockMonitor):
+    def __init__(self, plan: Plan):
+        super().__init__(_Mocks())
+        self.plan = plan
+
+    def RegisterResource(self, request):
+        response = super().RegisterResource(request)
+        if request.type != "pulumi:pulumi:Stack":
+            self.plan.resources.append(
+                Resource(
+                    urn=response.urn,
+                    type=request.type,
+                    name=request.name,
+                    parent=request.parent or None,
+                    dependencies=sorted(set(request.dependencies)),
+                    inputs=_mask(rpc.deserialize_properties(request.object, keep_internal=False)),
+                    custom=request.custom,
+                    protect=request.protect,
+                    provider=request.provider or None,
+                )
+            )
+        return response
+
+
+def record(
+    program: Callable[[], Any],
+    config: Mapping[str, str] | None = None,
+    project: str = "gpuyard",
+    stack: str = "test",
+) -> Plan:
+    """Run ``program`` under recording mocks with ``config`` (``gpuyard:key`` → JSON text)."""
+    plan = Plan(stack=stack)
+    # A fresh context gives every run its own root stack and config, so one process
+    # can plan many stacks (the SDK keeps both in context variables).
+    contextvars.Context().run(_run, plan, program, dict(config or {}), project, stack)
+    plan.cost = cost_lines(plan)
+    return plan
+
+
+def _run(plan: Plan, program: Callable[[], Any], config: dict, project: str, stack: str) -> None:
+    pulumi.runtime.set_all_config(config)
+    pulumi.runtime.set_mocks(
+        _Mocks(), project, stack, preview=False, monitor=_RecordingMonitor(plan)
+    )
+    _sync_await(run_pulumi_func(program))
+    outputs = pulumi.runtime.get_root_resource().outputs
+    plan.outputs = _resolve(outputs)
+
+
+def _resolve(outputs: dict[str, Any]) -> dict[str, Any]:
+    resolved: dict[str, Any] = {}
+    for key, value in outputs.items():
+        output = pulumi.Output.from_input(value)
+        if _sync_await(output.is_secret()):
+            resolved[key] = SECRET
+        else:
+            resolved[key] = _sync_await(output.future(with_unknowns=False))
+    return resolved
+
+
+# What each priced resource type costs per hour, by the cloud's own token. GPU node
+# pools join here with their min/max node counts from their scaling inputs.
+def _nat(cloud: str, what: str) -> Callable[[Resource], CostLine]:
+    def price(resource: Resource) -> CostLine:
+        hourly = catalog.NAT_GATEWAY_PRICE_PER_HOUR[cloud]
+        return CostLine(resource.urn, resource.type, resource.name, what, hourly, hourly)
+
+    return price
+
+
+PRICERS: dict[str, Callable[[Resource], CostLine]] = {
+    "aws:ec2/natGateway:NatGateway": _nat(
+        "aws", "NAT gateway (hourly charge; data processed is extra)"
+    ),
+    "gcp:compute/routerNat:RouterNat": _nat(
+        "gcp", "Cloud NAT gateway (hourly charge; data processed is extra)"
+    ),
+    "azure-native:network:NatGateway": _nat(
+        "azure", "NAT gateway (hourly charge; data processed is extra)"
+    ),
+}
+
+
+def cost_lines(plan: Plan) -> list[CostLine]:
+    return [PRICERS[r.type](r) for r in plan.resources if r.type in PRICERS]
+
+
+class ProjectError(RuntimeError):
+    """The project directory or stack file cannot be found or read."""
+
+
+@dataclass(frozen=True)
+class Project:
+    """A Pulumi project on disk: its program and its stack files."""
+
+    root: Path
+
+    @classmethod
+    def find(cls, start: Path | None = None) -> Project:
+        here = (start or Path.cwd()).resolve()
+        for directory in (here, *here.parents):
+            if (directory / "Pulumi.yaml").is_file():
+                return cls(directory)
+        raise ProjectError(f"no Pulumi.yaml in {here} or any parent directory")
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        return yaml.safe_load((self.root / "Pulumi.yaml").read_text())
+
+    @property
+    def stack_dir(self) -> Path:
+        return self.root / self.settings.get("stackConfigDir", ".")
+
+    def stacks(self) -> list[str]:
+        return sorted(
+            p.name[len("Pulumi.") : -len(".yaml")] for p in self.stack_dir.glob("Pulumi.*.yaml")
+        )
+
+    def config(self, stack: str) -> dict[str, str]:
+        """The stack's config as the engine hands it over: project defaults, then the stack file."""
+        path = self.stack_dir / f"Pulumi.{stack}.yaml"
+        if not path.is_file():
+            raise ProjectError(f"no stack file {path}; stacks here: {', '.join(self.stacks())}")
+        name = self.settings["name"]
+        values: dict[str, Any] = {
+            f"{name}:{key}": decl["default"]
+            for key, decl in (self.settings.get("config") or {}).items()
+            if isinstance(decl, dict) and "default" in decl
+        }
+        values.update((yaml.safe_load(path.read_text()) or {}).get("config") or {})
+        return {key: v if isinstance(v, str) else json.dumps(v) for key, v in values.items()}
+
+    def plan(self, stack: str) -> Plan:
+        program = str(self.root / "__main__.py")
+        return record(
+            lambda: runpy.run_path(program, run_name="__main__"),
+            config=self.config(stack),
+            project=self.settings["name"],
+            stack=stack,
+        )

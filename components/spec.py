@@ -1,0 +1,338 @@
+"""The typed stack spec: the only place stack configuration is read and checked.
+
+A stack file (``stacks/Pulumi.<env>-<cloud>.yaml``) holds ``gpuyard:<key>`` entries;
+``load`` turns them into a frozen :class:`PlatformSpec` or raises one :class:`SpecError`
+that names the full key path, the bad value and what would be accepted. Nothing is
+declared before the spec is valid.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import math
+import re
+from collections.abc import Mapping
+from typing import Any, Literal
+
+import pulumi
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from components import catalog
+
+NAMESPACE = "gpuyard"
+PRODUCTION = "prod"
+MIN_SUBNET_PREFIX = 24
+"""Smallest subnet gpuyard lays out: a /24 leaves room for GPU nodes and their pods."""
+
+
+class SpecError(pulumi.RunError, ValueError):
+    """A stack file is invalid; the message names the key, the value and what is accepted.
+
+    A ``RunError``, so ``pulumi up`` prints the message alone, without a traceback.
+    """
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", strict=True, use_attribute_docstrings=True
+    )
+
+
+class NetworkSpec(_Spec):
+    """The private network every other resource lives in."""
+
+    cidr: ipaddress.IPv4Network = Field(default=ipaddress.IPv4Network("10.0.0.0/16"), strict=False)
+    """Address range of the network (RFC 1918); split into one private and one public
+    subnet per zone."""
+    zones: tuple[str, ...] | int = 2
+    """Zones to spread subnets over: a count (the region's first N zones) or zone names."""
+    pods_cidr: ipaddress.IPv4Network = Field(
+        default=ipaddress.IPv4Network("10.64.0.0/14"), strict=False
+    )
+    """Range for Kubernetes pod addresses where the cluster uses secondary ranges (GKE)."""
+    services_cidr: ipaddress.IPv4Network = Field(
+        default=ipaddress.IPv4Network("10.68.0.0/20"), strict=False
+    )
+    """Range for Kubernetes service addresses; must not overlap the network or pods."""
+    flow_log_retention_days: int = Field(default=30, ge=1, le=3653)
+    """How long network flow logs are kept, for audits."""
+
+    @field_validator("cidr", "pods_cidr", "services_cidr")
+    @classmethod
+    def _private(cls, value: ipaddress.IPv4Network) -> ipaddress.IPv4Network:
+        if not value.is_private:
+            raise ValueError("expected a private (RFC 1918) range such as 10.0.0.0/16")
+        return value
+
+    @field_validator("zones")
+    @classmethod
+    def _zones_shape(cls, value: tuple[str, ...] | int) -> tuple[str, ...] | int:
+        if isinstance(value, int) and not 1 <= value <= 6:
+            raise ValueError("expected between 1 and 6 zones")
+        if isinstance(value, tuple) and (not value or len(set(value)) != len(value)):
+            raise ValueError("expected a non-empty list of zone names without repeats")
+        return value
+
+    @model_validator(mode="after")
+    def _disjoint(self) -> NetworkSpec:
+        ranges = {
+            "cidr": self.cidr,
+            "pods_cidr": self.pods_cidr,
+            "services_cidr": self.services_cidr,
+        }
+        names = list(ranges)
+        for i, a in enumerate(names):
+            for b in names[i + 1 :]:
+                if ranges[a].overlaps(ranges[b]):
+                    raise _KeyError(
+                        f"network.{b}", str(ranges[b]), f"a range disjoint from {a} {ranges[a]}"
+                    )
+        return self
+
+    def subnets(self) -> list[tuple[str, str, str]]:
+        """``(zone, private_cidr, public_cidr)`` per zone; the layout every cloud shares.
+
+        The range is cut into equal blocks, private subnets first, so adding a zone
+        later never renumbers an existing subnet as long as the block size holds.
+        """
+        zones = list(self.zones)
+        prefix = self.cidr.prefixlen + math.ceil(math.log2(2 * len(zones)))
+        blocks = list(self.cidr.subnets(new_prefix=prefix))
+        return [(zone, str(blocks[i]), str(blocks[len(zones) + i])) for i, zone in enumerate(zones)]
+
+
+class StorageSpec(_Spec):
+    """The bucket (container) that holds datasets, checkpoints and models."""
+
+    versioning: bool = True
+    """Keep previous versions of overwritten objects, so a bad checkpoint write can be undone."""
+    checkpoint_version_retention_days: int = Field(default=30, ge=1, le=3650)
+    """Days after which a superseded (noncurrent) version of an object is deleted."""
+    access_log_retention_days: int = Field(default=90, ge=1, le=3650)
+    """Days the data-access audit logs are kept."""
+    force_destroy: bool = False
+    """Let ``pulumi destroy`` delete a bucket that still holds objects; never in production."""
+    protect: bool | None = None
+    """Protect the bucket from deletion by Pulumi; defaults to on in production stacks."""
+
+
+ENVIRONMENT = re.compile(r"^[a-z][a-z0-9-]{1,15}$")
+GCP_PROJECT = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
+TAG_KEY = {
+    "aws": re.compile(r"^(?!aws:)[\w .:/=+\-@]{1,128}$"),
+    "gcp": re.compile(r"^[a-z][a-z0-9_-]{0,62}$"),
+    "azure": re.compile(r"^[^<>%&\\?/]{1,512}$"),
+}
+TAG_VALUE = {
+    "aws": re.compile(r"^[\w .:/=+\-@]{0,256}$"),
+    "gcp": re.compile(r"^[a-z0-9_-]{0,63}$"),
+    "azure": re.compile(r"^.{0,256}$"),
+}
+TAG_RULE = {
+    "aws": "up to 128 letters, digits, spaces and _.:/=+-@, not starting with 'aws:'",
+    "gcp": "lowercase letters, digits, _ and -, starting with a letter, at most 63 characters",
+    "azure": "1-512 characters without <>%&\\?/",
+}
+
+
+class PlatformSpec(_Spec):
+    """Everything one stack declares: the cloud, where, and each part's settings."""
+
+    cloud: Literal["aws", "gcp", "azure"]
+    """Which cloud the stack deploys to."""
+    region: str
+    """The cloud's region, e.g. ``us-east-1``, ``us-central1``, ``eastus``."""
+    environment: str
+    """Environment name (``dev``, ``staging``, ``prod``); ``prod`` gets production defaults."""
+    project: str | None = None
+    """GCP project id that owns the resources; required on GCP, rejected elsewhere."""
+    tags: dict[str, str] = Field(default_factory=dict)
+    """Tags (GCP: labels) put on every resource that takes them."""
+    network: NetworkSpec = Field(default_factory=NetworkSpec)
+    """The private network."""
+    storage: StorageSpec = Field(default_factory=StorageSpec)
+    """The object store."""
+
+    @field_validator("environment")
+    @classmethod
+    def _environment(cls, value: str) -> str:
+        if not ENVIRONMENT.match(value):
+            raise ValueError(
+                "expected a lowercase name such as dev, staging or prod (2-16 of a-z, 0-9, -)"
+            )
+        return value
+
+    @field_validator("project")
+    @classmethod
+    def _project(cls, value: str | None) -> str | None:
+        if value is not None and not GCP_PROJECT.match(value):
+            raise ValueError(
+                "expected a GCP project id: 6-30 of a-z, 0-9, -, starting with a letter"
+            )
+        return value
+
+    @property
+    def production(self) -> bool:
+        return self.environment == PRODUCTION
+
+    @property
+    def protect_stateful(self) -> bool:
+        """Whether stateful resources are protected from deletion."""
+        if self.storage.protect is None:
+            return self.production
+        return self.storage.protect
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> PlatformSpec:
+        regions = catalog.regions(self.cloud)
+        if self.region not in regions:
+            raise _KeyError(
+                "region", self.region, f"one of the {self.cloud} regions: {', '.join(regions)}"
+            )
+        if self.cloud == "gcp" and self.project is None:
+            raise _KeyError("project", None, "the GCP project id, required when cloud is gcp")
+        if self.cloud != "gcp" and self.project is not None:
+            raise _KeyError(
+                "project", self.project, f"no value: project applies to gcp only, not {self.cloud}"
+            )
+        for key, value in self.tags.items():
+            if not (TAG_KEY[self.cloud].match(key) and TAG_VALUE[self.cloud].match(value)):
+                raise _KeyError(
+                    f"tags.{key}",
+                    value,
+                    f"{self.cloud} tag keys and values of {TAG_RULE[self.cloud]}",
+                )
+        object.__setattr__(self, "network", self._resolve_zones())
+        self._check_cidr_room()
+        if self.production and self.storage.force_destroy:
+            raise _KeyError(
+                "storage.force_destroy",
+                True,
+                "false in a production stack: it would let destroy delete checkpoints and models",
+            )
+        return self
+
+    def _resolve_zones(self) -> NetworkSpec:
+        available = catalog.zones(self.cloud, self.region)
+        zones = self.network.zones
+        if not available:
+            raise _KeyError(
+                "region",
+                self.region,
+                f"a {self.cloud} region with availability zones; {self.region} has none",
+            )
+        if isinstance(zones, int):
+            if zones > len(available):
+                raise _KeyError(
+                    "network.zones",
+                    zones,
+                    f"at most {len(available)}: {self.region} has zones {', '.join(available)}",
+                )
+            return self.network.model_copy(update={"zones": available[:zones]})
+        unknown = [z for z in zones if z not in available]
+        if unknown:
+            raise _KeyError(
+                "network.zones", unknown, f"zones of {self.region}: {', '.join(available)}"
+            )
+        return self.network
+
+    def _check_cidr_room(self) -> None:
+        count = len(self.network.zones)
+        needed = MIN_SUBNET_PREFIX - math.ceil(math.log2(2 * count))
+        if self.network.cidr.prefixlen > needed:
+            raise _KeyError(
+                "network.cidr",
+                str(self.network.cidr),
+                f"a /{needed} or larger: {count} zones need a private and a public "
+                f"/{MIN_SUBNET_PREFIX} each",
+            )
+
+
+class _KeyError(ValueError):
+    """A cross-field failure raised inside validation, carrying its key path."""
+
+    def __init__(self, path: str, value: Any, accepted: str):
+        super().__init__(_message(path, value, accepted))
+        self.path, self.value, self.accepted = path, value, accepted
+
+
+def _message(path: str, value: Any, accepted: str) -> str:
+    shown = "missing" if value is None else f"got {json.dumps(value, default=str)}"
+    return f"{NAMESPACE}:{path}: {shown}; expected {accepted}"
+
+
+def _error_from(exc: ValidationError, raw: Mapping[str, Any]) -> SpecError:
+    err = exc.errors(include_url=False)[0]
+    cause = err.get("ctx", {}).get("error")
+    if isinstance(cause, _KeyError):
+        return SpecError(str(cause))
+    path = ".".join(str(p) for p in err["loc"] if not str(p).startswith(("tuple[", "int", "str")))
+    value = err.get("input")
+    if err["type"] == "extra_forbidden":
+        parent = _model_at(path.rsplit(".", 1)[0] if "." in path else "")
+        accepted = "one of the keys " + ", ".join(parent.model_fields)
+        return SpecError(
+            _message(path, "unknown key", accepted).replace('got "unknown key"', "unknown key")
+        )
+    if err["type"] == "missing":
+        return SpecError(f"{NAMESPACE}:{path}: missing; required: {_describe(path)}")
+    reason = err["msg"].removeprefix("Value error, ")
+    if not reason.startswith("expected"):
+        reason = "expected " + re.sub(r"^Input (should be|is not) ", "", reason)
+    return SpecError(f"{NAMESPACE}:{path}: got {json.dumps(value, default=str)}; {reason}")
+
+
+def _model_at(path: str) -> type[BaseModel]:
+    model: type[BaseModel] = PlatformSpec
+    for part in filter(None, path.split(".")):
+        model = model.model_fields[part].annotation
+    return model
+
+
+def _describe(path: str) -> str:
+    parent, _, leaf = path.rpartition(".")
+    field = _model_at(parent).model_fields[leaf]
+    return (field.description or leaf).split("\n")[0].rstrip(".").lower()
+
+
+def parse(raw: Mapping[str, Any]) -> PlatformSpec:
+    """Validate a mapping of key → value (keys without the ``gpuyard:`` prefix)."""
+    try:
+        return PlatformSpec.model_validate_json(json.dumps(dict(raw), default=str))
+    except ValidationError as exc:
+        raise _error_from(exc, raw) from None
+
+
+def from_config_values(values: Mapping[str, str]) -> PlatformSpec:
+    """Validate ``gpuyard:<key>`` entries as Pulumi hands them over (objects as JSON text)."""
+    raw: dict[str, Any] = {}
+    for full_key, text in values.items():
+        namespace, _, key = full_key.partition(":")
+        # Pulumi hands an unset key with an empty default over as "".
+        if namespace != NAMESPACE or text == "":
+            continue
+        raw[key] = _decode(text)
+    return parse(raw)
+
+
+def _decode(text: Any) -> Any:
+    if not isinstance(text, str):
+        return text
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def load(config: pulumi.Config) -> PlatformSpec:
+    """The current stack's spec from the program's ``pulumi.Config("gpuyard")``.
+
+    Keys are enumerated from the runtime as well, so a misspelled key is reported
+    instead of silently ignored (``pulumi.Config`` can only look keys up).
+    """
+    from pulumi.runtime.config import CONFIG, get_config_env
+
+    prefix = f"{config.name}:"
+    keys = {k for k in (*get_config_env(), *CONFIG.get()) if k.startswith(prefix)}
+    return from_config_values({k: config.get(k.removeprefix(prefix)) for k in keys})

@@ -1,0 +1,1 @@
+"""PyTorch workloads that run inside the gpuyard image and on a laptop."""
