@@ -126,6 +126,9 @@ class _Mocks(pulumi.runtime.Mocks):
                 "tenantId": "00000000-0000-0000-0000-000000000002",
             },
             "gcp:organizations/getProject:getProject": {"number": "123456789012"},
+            "gcp:storage/getProjectServiceAccount:getProjectServiceAccount": {
+                "emailAddress": "service-123456789012@gs-project-accounts.iam.gserviceaccount.com",
+            },
         }
         return answers.get(args.token, {}), None
 

@@ -262,38 +262,40 @@ def _message(path: str, value: Any, accepted: str) -> str:
     return f"{NAMESPACE}:{path}: {shown}; expected {accepted}"
 
 
-def _error_from(exc: ValidationError, raw: Mapping[str, Any]) -> SpecError:
+UNION_TAGS = {"tuple[str, ...]", "int", "str"}
+"""Names pydantic adds to an error's location for the member of a union it tried."""
+
+
+def _error_from(exc: ValidationError) -> SpecError:
     err = exc.errors(include_url=False)[0]
     cause = err.get("ctx", {}).get("error")
     if isinstance(cause, _KeyError):
         return SpecError(str(cause))
-    path = ".".join(str(p) for p in err["loc"] if not str(p).startswith(("tuple[", "int", "str")))
-    value = err.get("input")
+    loc = [str(p) for p in err["loc"]]
     if err["type"] == "extra_forbidden":
-        parent = _model_at(path.rsplit(".", 1)[0] if "." in path else "")
-        accepted = "one of the keys " + ", ".join(parent.model_fields)
-        return SpecError(
-            _message(path, "unknown key", accepted).replace('got "unknown key"', "unknown key")
-        )
+        key, keys = ".".join(loc), ", ".join(_model_at(loc[:-1]).model_fields)
+        return SpecError(f"{NAMESPACE}:{key}: unknown key; expected one of the keys {keys}")
+    loc = [p for p in loc if p not in UNION_TAGS]
+    path = ".".join(loc)
     if err["type"] == "missing":
-        return SpecError(f"{NAMESPACE}:{path}: missing; required: {_describe(path)}")
+        field = _model_at(loc[:-1]).model_fields[loc[-1]]
+        return SpecError(f"{NAMESPACE}:{path}: missing; required: {_summary(field.description)}")
     reason = err["msg"].removeprefix("Value error, ")
     if not reason.startswith("expected"):
         reason = "expected " + re.sub(r"^Input (should be|is not) ", "", reason)
-    return SpecError(f"{NAMESPACE}:{path}: got {json.dumps(value, default=str)}; {reason}")
+    value = json.dumps(err.get("input"), default=str)
+    return SpecError(f"{NAMESPACE}:{path}: got {value}; {reason}")
 
 
-def _model_at(path: str) -> type[BaseModel]:
+def _model_at(loc: list[str]) -> type[BaseModel]:
     model: type[BaseModel] = PlatformSpec
-    for part in filter(None, path.split(".")):
+    for part in loc:
         model = model.model_fields[part].annotation
     return model
 
 
-def _describe(path: str) -> str:
-    parent, _, leaf = path.rpartition(".")
-    field = _model_at(parent).model_fields[leaf]
-    return (field.description or leaf).split("\n")[0].rstrip(".").lower()
+def _summary(description: str | None) -> str:
+    return (description or "").split("\n")[0].rstrip(".").lower()
 
 
 def parse(raw: Mapping[str, Any]) -> PlatformSpec:
@@ -301,7 +303,7 @@ def parse(raw: Mapping[str, Any]) -> PlatformSpec:
     try:
         return PlatformSpec.model_validate_json(json.dumps(dict(raw), default=str))
     except ValidationError as exc:
-        raise _error_from(exc, raw) from None
+        raise _error_from(exc) from None
 
 
 def from_config_values(values: Mapping[str, str]) -> PlatformSpec:
