@@ -6,8 +6,10 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from components import catalog
+from components.local import LocalOptions
 from components.plan import Plan, Project, ProjectError
 from components.spec import SpecError
 
@@ -53,6 +55,22 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_local(args: argparse.Namespace) -> int:
+    from components import local
+
+    options = local.LocalOptions(
+        workdir=Path(args.workdir), store=args.store, steps=args.steps,
+        batch_size=args.batch_size, ckpt_every=args.ckpt_every, workers=args.workers,
+        max_new_tokens=args.max_new_tokens, keep_serving=args.keep_serving, fresh=args.fresh,
+    )  # fmt: skip
+    try:
+        local.run(options)
+    except local.StageError as exc:
+        print(f"gpuyard local: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="gpuyard", description=__doc__)
     commands = root.add_subparsers(dest="command", required=True)
@@ -62,6 +80,31 @@ def parser() -> argparse.ArgumentParser:
     target.add_argument("--all", action="store_true", help="plan every stack in stacks/")
     plan.add_argument("--json", action="store_true", help="print the whole plan as JSON")
     plan.set_defaults(func=cmd_plan)
+
+    defaults = LocalOptions()
+    local = commands.add_parser(
+        "local", help="prepare, train, export and serve the bundled model on this machine"
+    )
+    local.add_argument("--workdir", default=str(defaults.workdir), help="store, logs, loss curve")
+    local.add_argument(
+        "--store",
+        choices=("file", "s3"),
+        default=defaults.store,
+        help="file: a directory under --workdir; s3: an S3 server on 127.0.0.1",
+    )
+    local.add_argument("--steps", type=int, default=defaults.steps, help="training steps")
+    local.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    local.add_argument("--ckpt-every", type=int, default=defaults.ckpt_every)
+    local.add_argument(
+        "--workers",
+        type=int,
+        default=defaults.workers,
+        help="training processes (default: one per GPU, else 2)",
+    )
+    local.add_argument("--max-new-tokens", type=int, default=defaults.max_new_tokens)
+    local.add_argument("--keep-serving", action="store_true", help="serve until Ctrl-C")
+    local.add_argument("--fresh", action="store_true", help="start over: delete --workdir first")
+    local.set_defaults(func=cmd_local)
     return root
 
 
