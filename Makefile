@@ -23,7 +23,7 @@ $(NPM_STAMP): package.json
 	touch $@
 
 local: install
-	$(VENV)/bin/gpuyard plan --all
+	$(VENV)/bin/gpuyard local
 
 test: install
 	$(PY) -m pytest

@@ -357,8 +357,14 @@ def _completion(body: dict) -> str:
     return text["data"][0]
 
 
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
 def run(options: LocalOptions) -> Summary:
     """Run every stage; a failure raises StageError after stopping what was started."""
+    # SIGTERM unwinds like Ctrl-C, so the server and store are stopped, not orphaned.
+    signal.signal(signal.SIGTERM, _interrupt)
     with LocalRun(options) as local:
         with stage("store"):
             local.open_store()
