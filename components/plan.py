@@ -108,7 +108,7 @@ class _Mocks(pulumi.runtime.Mocks):
         state.setdefault("selfLink", f"https://mock.googleapis.com/{args.name}")
         return f"{args.name}-id", state
 
-    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict, None]:
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict, list]:
         answers: dict[str, dict] = {
             "aws:index/getCallerIdentity:getCallerIdentity": {
                 "accountId": ACCOUNT_ID,
@@ -130,7 +130,7 @@ class _Mocks(pulumi.runtime.Mocks):
                 "emailAddress": "service-123456789012@gs-project-accounts.iam.gserviceaccount.com",
             },
         }
-        return answers.get(args.token, {}), None
+        return answers.get(args.token, {}), []
 
 
 class _RecordingMonitor(MockMonitor):
@@ -168,6 +168,9 @@ def record(
     # A fresh context gives every run its own root stack and config, so one process
     # can plan many stacks (the SDK keeps both in context variables).
     contextvars.Context().run(_run, plan, program, dict(config or {}), project, stack)
+    # Registrations complete in whatever order the event loop runs them; sorting
+    # makes two plans of the same program diff cleanly.
+    plan.resources.sort(key=lambda r: r.urn)
     plan.cost = cost_lines(plan)
     return plan
 

@@ -1,0 +1,1 @@
+"""AWS kit: network, object store and the provider they share."""
