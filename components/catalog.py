@@ -211,31 +211,73 @@ processed through the gateway per GB (AWS, GCP and Azure: $0.045/GB); that is us
 hourly, so the plan's cost roll-up leaves it out and says so."""
 
 
-_AWS_G4DN = frozenset({
-    "us-east-1", "us-east-2", "us-west-1", "us-west-2", "ca-central-1", "sa-east-1",
-    "eu-west-1", "eu-west-2", "eu-west-3", "eu-central-1", "eu-north-1",
-    "ap-northeast-1", "ap-northeast-2", "ap-south-1", "ap-southeast-1", "ap-southeast-2",
-})
-_AWS_G5 = frozenset({
-    "us-east-1", "us-east-2", "us-west-2", "ca-central-1", "eu-west-1", "eu-west-2",
-    "eu-central-1", "ap-northeast-1", "ap-northeast-2",
-})
+_AWS_G4DN = frozenset(
+    {
+        "us-east-1",
+        "us-east-2",
+        "us-west-1",
+        "us-west-2",
+        "ca-central-1",
+        "sa-east-1",
+        "eu-west-1",
+        "eu-west-2",
+        "eu-west-3",
+        "eu-central-1",
+        "eu-north-1",
+        "ap-northeast-1",
+        "ap-northeast-2",
+        "ap-south-1",
+        "ap-southeast-1",
+        "ap-southeast-2",
+    }
+)
+_AWS_G5 = frozenset(
+    {
+        "us-east-1",
+        "us-east-2",
+        "us-west-2",
+        "ca-central-1",
+        "eu-west-1",
+        "eu-west-2",
+        "eu-central-1",
+        "ap-northeast-1",
+        "ap-northeast-2",
+    }
+)
 _AWS_G6 = frozenset({"us-east-1", "us-east-2", "us-west-2", "eu-central-1", "eu-west-2"})
 _AWS_G6E = frozenset({"us-east-1", "us-east-2", "us-west-2"})
 _AWS_P4D = frozenset({"us-east-1", "us-east-2", "us-west-2", "eu-central-1", "eu-west-1"})
 _AWS_P4DE = frozenset({"us-east-1", "us-west-2"})
-_AWS_P5 = frozenset({
-    "us-east-1", "us-east-2", "us-west-1", "us-west-2", "ca-central-1", "eu-north-1",
-    "eu-west-2", "ap-northeast-1", "ap-south-1", "ap-southeast-2",
-})
-_AWS_P5EN = frozenset({
-    "us-east-1", "us-east-2", "us-west-1", "us-west-2", "ap-northeast-1", "ap-northeast-2",
-    "ap-south-1",
-})
+_AWS_P5 = frozenset(
+    {
+        "us-east-1",
+        "us-east-2",
+        "us-west-1",
+        "us-west-2",
+        "ca-central-1",
+        "eu-north-1",
+        "eu-west-2",
+        "ap-northeast-1",
+        "ap-south-1",
+        "ap-southeast-2",
+    }
+)
+_AWS_P5EN = frozenset(
+    {
+        "us-east-1",
+        "us-east-2",
+        "us-west-1",
+        "us-west-2",
+        "ap-northeast-1",
+        "ap-northeast-2",
+        "ap-south-1",
+    }
+)
 
 
-def _aws(name: str, acc: str, gpus: int, vcpus: int, mem: float, price: float,
-         regions: frozenset[str]) -> Shape:
+def _aws(
+    name: str, acc: str, gpus: int, vcpus: int, mem: float, price: float, regions: frozenset[str]
+) -> Shape:
     return Shape("aws", name, acc, gpus, vcpus, mem, price, True, regions)
 
 
@@ -287,27 +329,55 @@ _AWS_SHAPES: tuple[Shape, ...] = (
 _GCP_A100_40 = 2.933908
 _GCP_A100_80 = 3.969178  # a2-ultragpu-1g list $5.06879789 minus its $1.09962 host
 _GCP_T4 = 0.35
-_GCP_A2_HIGH = frozenset({
-    "us-central1", "us-east1", "us-west1", "europe-west4", "asia-northeast1", "asia-southeast1",
-})
-_GCP_A2_ULTRA = frozenset({
-    "us-central1", "us-east4", "us-east5", "europe-west4", "asia-southeast1",
-})
+_GCP_A2_HIGH = frozenset(
+    {
+        "us-central1",
+        "us-east1",
+        "us-west1",
+        "europe-west4",
+        "asia-northeast1",
+        "asia-southeast1",
+    }
+)
+_GCP_A2_ULTRA = frozenset(
+    {
+        "us-central1",
+        "us-east4",
+        "us-east5",
+        "europe-west4",
+        "asia-southeast1",
+    }
+)
 _GCP_A3_HIGH = frozenset({"us-central1", "us-east4", "us-west1", "europe-west4", "asia-southeast1"})
 _GCP_A3_MEGA = frozenset({"us-central1", "us-east4"})
-_GCP_G2 = frozenset({
-    "us-central1", "us-east1", "us-east4", "us-west1", "europe-west4", "asia-southeast1",
-})
-_GCP_T4_REGIONS = frozenset({
-    "us-central1", "us-east1", "us-west1", "europe-west4", "asia-northeast1", "asia-southeast1",
-})
+_GCP_G2 = frozenset(
+    {
+        "us-central1",
+        "us-east1",
+        "us-east4",
+        "us-west1",
+        "europe-west4",
+        "asia-southeast1",
+    }
+)
+_GCP_T4_REGIONS = frozenset(
+    {
+        "us-central1",
+        "us-east1",
+        "us-west1",
+        "europe-west4",
+        "asia-northeast1",
+        "asia-southeast1",
+    }
+)
 # a3-highgpu-8g lists at $88.253718; the smaller A3 sizes split the same GPU rate
 # ((88.253718 - 9.46006 host) / 8 = 9.849207 per H100) over their snapshot host price.
 _GCP_H100 = (88.253718 - 9.46006) / 8
 
 
-def _gcp(name: str, acc: str, gpus: int, vcpus: int, mem: float, price: float,
-         regions: frozenset[str]) -> Shape:
+def _gcp(
+    name: str, acc: str, gpus: int, vcpus: int, mem: float, price: float, regions: frozenset[str]
+) -> Shape:
     return Shape("gcp", name, acc, gpus, vcpus, mem, round(price, 6), True, regions)
 
 
@@ -339,10 +409,18 @@ _GCP_SHAPES: tuple[Shape, ...] = (
     # n1-standard-N lists at $0.0474995 per vCPU-equivalent ($0.189999 for 4 vCPUs).
     _gcp("n1-standard-4+1xnvidia-tesla-t4", "t4", 1, 4, 15, 0.189999 + _GCP_T4, _GCP_T4_REGIONS),
     _gcp("n1-standard-8+1xnvidia-tesla-t4", "t4", 1, 8, 30, 0.379998 + _GCP_T4, _GCP_T4_REGIONS),
-    _gcp("n1-standard-16+2xnvidia-tesla-t4", "t4", 2, 16, 60, 0.759996 + 2 * _GCP_T4,
-         _GCP_T4_REGIONS),
-    _gcp("n1-standard-32+4xnvidia-tesla-t4", "t4", 4, 32, 120, 1.519992 + 4 * _GCP_T4,
-         _GCP_T4_REGIONS),
+    _gcp(
+        "n1-standard-16+2xnvidia-tesla-t4", "t4", 2, 16, 60, 0.759996 + 2 * _GCP_T4, _GCP_T4_REGIONS
+    ),
+    _gcp(
+        "n1-standard-32+4xnvidia-tesla-t4",
+        "t4",
+        4,
+        32,
+        120,
+        1.519992 + 4 * _GCP_T4,
+        _GCP_T4_REGIONS,
+    ),
 )
 
 
@@ -352,14 +430,22 @@ _AZ_ND_A100_80 = frozenset({"eastus", "westus2", "westeurope"})
 _AZ_ND_A100_40 = frozenset({"eastus", "westus2", "southcentralus"})
 _AZ_NC_A100 = frozenset({"eastus", "southcentralus", "westus2", "westeurope"})
 _AZ_NV_A10 = frozenset({"eastus", "southcentralus", "westus2", "westeurope"})
-_AZ_NC_T4 = frozenset({
-    "eastus", "westus2", "southcentralus", "westeurope", "northeurope", "japaneast",
-    "southeastasia",
-})
+_AZ_NC_T4 = frozenset(
+    {
+        "eastus",
+        "westus2",
+        "southcentralus",
+        "westeurope",
+        "northeurope",
+        "japaneast",
+        "southeastasia",
+    }
+)
 
 
-def _azure(name: str, acc: str, gpus: int, vcpus: int, mem: float, price: float,
-           regions: frozenset[str]) -> Shape:
+def _azure(
+    name: str, acc: str, gpus: int, vcpus: int, mem: float, price: float, regions: frozenset[str]
+) -> Shape:
     # spot=True for every size here was not checked size by size this session; ND-series
     # Spot capacity is scarce in practice even where the size accepts Spot priority.
     return Shape("azure", name, acc, gpus, vcpus, mem, price, True, regions)
@@ -402,7 +488,8 @@ def shapes(cloud: str, accelerator: str | None = None) -> tuple[Shape, ...]:
             f"unknown accelerator {accelerator!r}; valid: {', '.join(sorted(ACCELERATORS))}"
         )
     return tuple(
-        s for s in SHAPES
+        s
+        for s in SHAPES
         if s.cloud == cloud and (accelerator is None or s.accelerator == accelerator)
     )
 
