@@ -22,6 +22,8 @@ from components import catalog
 
 NAMESPACE = "gpuyard"
 PRODUCTION = "prod"
+FLOW_LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365)
+"""Retention periods CloudWatch Logs accepts that Azure flow logs (at most 365) allow too."""
 MIN_SUBNET_PREFIX = 24
 """Smallest subnet gpuyard lays out: a /24 leaves room for GPU nodes and their pods."""
 
@@ -55,14 +57,22 @@ class NetworkSpec(_Spec):
         default=ipaddress.IPv4Network("10.68.0.0/20"), strict=False
     )
     """Range for Kubernetes service addresses; must not overlap the network or pods."""
-    flow_log_retention_days: int = Field(default=30, ge=1, le=3653)
-    """How long network flow logs are kept, for audits."""
+    flow_log_retention_days: int = 30
+    """How long network flow logs are kept, for audits: one of FLOW_LOG_RETENTION_DAYS."""
 
     @field_validator("cidr", "pods_cidr", "services_cidr")
     @classmethod
     def _private(cls, value: ipaddress.IPv4Network) -> ipaddress.IPv4Network:
         if not value.is_private:
             raise ValueError("expected a private (RFC 1918) range such as 10.0.0.0/16")
+        return value
+
+    @field_validator("flow_log_retention_days")
+    @classmethod
+    def _retention(cls, value: int) -> int:
+        if value not in FLOW_LOG_RETENTION_DAYS:
+            accepted = ", ".join(map(str, FLOW_LOG_RETENTION_DAYS))
+            raise ValueError(f"expected one of {accepted} (periods every cloud's flow logs accept)")
         return value
 
     @field_validator("zones")
@@ -107,10 +117,11 @@ class StorageSpec(_Spec):
 
     versioning: bool = True
     """Keep previous versions of overwritten objects, so a bad checkpoint write can be undone."""
-    checkpoint_version_retention_days: int = Field(default=30, ge=1, le=3650)
-    """Days after which a superseded (noncurrent) version of an object is deleted."""
-    access_log_retention_days: int = Field(default=90, ge=1, le=3650)
-    """Days the data-access audit logs are kept."""
+    checkpoint_version_retention_days: int = Field(default=30, ge=1, le=365)
+    """Days after which a superseded (noncurrent) version of an object is deleted (Azure's
+    soft-delete limit of 365 bounds it)."""
+    access_log_retention_days: int = Field(default=90, ge=30, le=730)
+    """Days the data-access audit logs are kept (Azure Log Analytics accepts 30 to 730)."""
     force_destroy: bool = False
     """Let ``pulumi destroy`` delete a bucket that still holds objects; never in production."""
     protect: bool | None = None

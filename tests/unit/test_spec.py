@@ -121,8 +121,12 @@ INVALID = [
         'gpuyard:network.pods_cidr: got "10.0.0.0/14"; expected a range disjoint from cidr 10.0.0.0/16',
     ),
     (
-        with_(BASE, network={"flow_log_retention_days": 0}),
-        "gpuyard:network.flow_log_retention_days: got 0; expected greater than or equal to 1",
+        with_(BASE, network={"flow_log_retention_days": 45}),
+        "gpuyard:network.flow_log_retention_days: got 45; expected one of 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365 (periods every cloud's flow logs accept)",
+    ),
+    (
+        with_(BASE, storage={"access_log_retention_days": 7}),
+        "gpuyard:storage.access_log_retention_days: got 7; expected greater than or equal to 30",
     ),
     (
         with_(BASE, storage={"versioning": "yes"}),
