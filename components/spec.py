@@ -128,6 +128,7 @@ class StorageSpec(_Spec):
     """Protect the bucket from deletion by Pulumi; defaults to on in production stacks."""
 
 
+PLAIN_KEY = re.compile(r"^[\w:/@+=-]+$")
 ENVIRONMENT = re.compile(r"^[a-z][a-z0-9-]{1,15}$")
 GCP_PROJECT = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
 TAG_KEY = {
@@ -210,7 +211,7 @@ class PlatformSpec(_Spec):
         for key, value in self.tags.items():
             if not (TAG_KEY[self.cloud].match(key) and TAG_VALUE[self.cloud].match(value)):
                 raise _KeyError(
-                    f"tags.{key}",
+                    key_path("tags", key),
                     value,
                     f"{self.cloud} tag keys and values of {TAG_RULE[self.cloud]}",
                 )
@@ -268,6 +269,12 @@ class _KeyError(ValueError):
         self.path, self.value, self.accepted = path, value, accepted
 
 
+def key_path(*parts: str) -> str:
+    """Dotted key path; a part that is not a plain word is quoted, so the message stays
+    one line and says exactly which key it means."""
+    return ".".join(p if PLAIN_KEY.match(p) else json.dumps(p) for p in parts)
+
+
 def _message(path: str, value: Any, accepted: str) -> str:
     shown = "missing" if value is None else f"got {json.dumps(value, default=str)}"
     return f"{NAMESPACE}:{path}: {shown}; expected {accepted}"
@@ -284,10 +291,10 @@ def _error_from(exc: ValidationError) -> SpecError:
         return SpecError(str(cause))
     loc = [str(p) for p in err["loc"]]
     if err["type"] == "extra_forbidden":
-        key, keys = ".".join(loc), ", ".join(_model_at(loc[:-1]).model_fields)
+        key, keys = key_path(*loc), ", ".join(_model_at(loc[:-1]).model_fields)
         return SpecError(f"{NAMESPACE}:{key}: unknown key; expected one of the keys {keys}")
     loc = [p for p in loc if p not in UNION_TAGS]
-    path = ".".join(loc)
+    path = key_path(*loc)
     if err["type"] == "missing":
         field = _model_at(loc[:-1]).model_fields[loc[-1]]
         return SpecError(f"{NAMESPACE}:{path}: missing; required: {_summary(field.description)}")
