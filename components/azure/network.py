@@ -1,0 +1,257 @@
+"""AzureNetwork: a VNet with private subnets behind NSGs, NAT gateway egress and VNet flow logs."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import pulumi
+from pulumi_azure_native import network, storage
+
+from components.azure.storage import private_account_settings
+
+TOKEN = "gpuyard:index:AzureNetwork"
+
+NETWORK_WATCHER_RESOURCE_GROUP = "NetworkWatcherRG"
+"""Resource group where Azure creates each region's Network Watcher on first VNet."""
+
+MAX_FLOW_LOG_RETENTION_DAYS = 365
+"""Longest retention a flow log's retention policy accepts."""
+
+NAT_IDLE_TIMEOUT_MINUTES = 10
+"""Idle timeout of NAT flows; above the 4-minute default so long dataset downloads and
+idle TCP connections to registries survive pauses, well under the 120-minute maximum."""
+
+DENY_INTERNET_PRIORITY = 4096
+"""Lowest-precedence custom NSG priority: the explicit deny sits under every allow rule
+a later change adds, and above Azure's default rules (65000 and up)."""
+
+
+@dataclass(frozen=True)
+class AzureNetworkArgs:
+    """What an AzureNetwork needs: where it lives, its address plan and its flow logs."""
+
+    resource_group_name: pulumi.Input[str]
+    """Resource group that holds the VNet, NAT gateway, NSGs and flow-log storage account."""
+    location: str
+    """Azure region, e.g. ``eastus``; also picks the region's Network Watcher."""
+    cidr: str
+    """Address space of the VNet (the spec's ``network.cidr``)."""
+    subnet_blocks: Sequence[str]
+    """Equal address blocks from the spec's shared layout, private blocks first
+    (``NetworkSpec.subnets()``); the first is the nodes subnet, the second the endpoints
+    subnet."""
+    zones: Sequence[str]
+    """Availability zones the platform uses; the NAT gateway and its address live in the
+    first."""
+    flow_log_retention_days: int
+    """Days VNet flow logs are kept (at most 365, the flow-log retention limit)."""
+    flow_log_account_name: str
+    """Globally unique name (3-24 lowercase letters and digits) of the flow-log account."""
+    protect: bool
+    """Protect the flow-log storage account from deletion and keep it when the stack goes."""
+    tags: Mapping[str, str] = field(default_factory=dict)
+    """Tags put on every resource that takes them."""
+
+
+class AzureNetwork(pulumi.ComponentResource):
+    """A private Azure network: no public addresses on workloads, egress through NAT only.
+
+    Azure subnets span every zone of the region, so the spec's per-zone layout maps to
+    roles instead: ``nodes`` (AKS node pools; CNI overlay keeps pod addresses out of the
+    VNet) takes the first block, ``endpoints`` (private endpoints for storage, registry
+    and the model endpoint) the second, so the address plan is the one every cloud shares.
+    """
+
+    def __init__(
+        self, name: str, args: AzureNetworkArgs, opts: pulumi.ResourceOptions | None = None
+    ):
+        super().__init__(TOKEN, name, {}, opts)
+        if len(args.subnet_blocks) < 2:
+            raise ValueError("AzureNetwork needs two address blocks: nodes and endpoints")
+        if not args.zones:
+            raise ValueError("AzureNetwork needs at least one availability zone")
+        child = pulumi.ResourceOptions(parent=self)
+        stateful = pulumi.ResourceOptions(
+            parent=self, protect=args.protect, retain_on_delete=args.protect
+        )
+        tags = dict(args.tags)
+        nat_zone = args.zones[0]
+
+        self.vnet = network.VirtualNetwork(
+            f"{name}-vnet",
+            resource_group_name=args.resource_group_name,
+            location=args.location,
+            address_space=network.AddressSpaceArgs(address_prefixes=[args.cidr]),
+            # Subnets are separate resources (below) so each carries its own NSG and NAT
+            # association; declaring them inline too would make the two fight over them.
+            tags=tags,
+            opts=child,
+        )
+
+        # A Standard NAT gateway lives in one zone at most; pinning it (and its address)
+        # to a known zone of the platform makes that dependency explicit instead of
+        # letting Azure pick one silently.
+        self.nat_ip = network.PublicIPAddress(
+            f"{name}-nat-ip",
+            resource_group_name=args.resource_group_name,
+            location=args.location,
+            # NAT gateways take Standard addresses only; Standard is also closed to inbound
+            # traffic unless an NSG allows it.
+            sku=network.PublicIPAddressSkuArgs(
+                name=network.PublicIPAddressSkuName.STANDARD,
+                tier=network.PublicIPAddressSkuTier.REGIONAL,
+            ),
+            # Static: the egress address stays the same, so partners can allow-list it.
+            public_ip_allocation_method=network.IPAllocationMethod.STATIC,
+            public_ip_address_version=network.IPVersion.I_PV4,
+            zones=[nat_zone],
+            tags=tags,
+            opts=child,
+        )
+        self.nat_gateway = network.NatGateway(
+            f"{name}-nat",
+            resource_group_name=args.resource_group_name,
+            location=args.location,
+            sku=network.NatGatewaySkuArgs(name=network.NatGatewaySkuName.STANDARD),
+            idle_timeout_in_minutes=NAT_IDLE_TIMEOUT_MINUTES,
+            public_ip_addresses=[network.SubResourceArgs(id=self.nat_ip.id)],
+            zones=[nat_zone],
+            tags=tags,
+            opts=child,
+        )
+
+        self.security_groups: dict[str, network.NetworkSecurityGroup] = {}
+        self.subnets: dict[str, network.Subnet] = {}
+        roles = {"nodes": args.subnet_blocks[0], "endpoints": args.subnet_blocks[1]}
+        previous: list[pulumi.Resource] = []
+        for role, block in roles.items():
+            nsg = network.NetworkSecurityGroup(
+                f"{name}-{role}-nsg",
+                resource_group_name=args.resource_group_name,
+                location=args.location,
+                security_rules=_inbound_rules(),
+                tags=tags,
+                opts=child,
+            )
+            subnet = network.Subnet(
+                f"{name}-{role}",
+                resource_group_name=args.resource_group_name,
+                virtual_network_name=self.vnet.name,
+                address_prefix=block,
+                # Private subnet: without this, VMs without a public address still get
+                # Azure's implicit outbound address, an egress path no NSG log or NAT sees.
+                default_outbound_access=False,
+                nat_gateway=network.SubResourceArgs(id=self.nat_gateway.id),
+                network_security_group=network.NetworkSecurityGroupArgs(id=nsg.id),
+                # Storage traffic from the nodes stays on the Azure backbone and lets the
+                # storage account firewall admit this subnet by name.
+                service_endpoints=(
+                    [network.ServiceEndpointPropertiesFormatArgs(service="Microsoft.Storage")]
+                    if role == "nodes"
+                    else None
+                ),
+                # NSG rules apply to private endpoints only when this is on; Azure's
+                # default leaves them unfiltered.
+                private_endpoint_network_policies=(
+                    network.VirtualNetworkPrivateEndpointNetworkPolicies.ENABLED
+                ),
+                # Azure serialises changes to one VNet's subnets; creating them one after
+                # the other avoids "AnotherOperationInProgress" failures.
+                opts=pulumi.ResourceOptions(parent=self, depends_on=previous),
+            )
+            previous = [subnet]
+            self.security_groups[role] = nsg
+            self.subnets[role] = subnet
+
+        self.flow_log_account = storage.StorageAccount(
+            f"{name}-flowlogs",
+            account_name=args.flow_log_account_name,
+            resource_group_name=args.resource_group_name,
+            # Flow logs must land in a Standard account in the VNet's own region.
+            location=args.location,
+            kind=storage.Kind.STORAGE_V2,
+            sku=storage.SkuArgs(name=storage.SkuName.STANDARD_LRS),
+            **{
+                **private_account_settings(),
+                # Network Watcher writes flow logs with the account key. Its keyless mode (a
+                # user-assigned identity on the flow log) cannot be planned offline yet:
+                # the recording mocks echo the identity list where the SDK reads back a map.
+                "allow_shared_key_access": True,
+            },
+            # Network Watcher writes as a trusted Azure service; nothing else needs the
+            # public endpoint of an audit-log account. "Enabled" is what lets the trusted-
+            # service bypass through; "Disabled" would shut Network Watcher out too.
+            public_network_access=storage.PublicNetworkAccess.ENABLED,
+            network_rule_set=storage.NetworkRuleSetArgs(
+                default_action=storage.DefaultAction.DENY,
+                bypass=storage.Bypass.AZURE_SERVICES,
+            ),
+            tags=tags,
+            opts=stateful,
+        )
+        # NSG flow logs take no new deployments since 30 June 2025 (retired 30 September
+        # 2027); VNet flow logs cover every subnet and NIC of the VNet in one resource.
+        self.flow_log = network.FlowLog(
+            f"{name}-flowlog",
+            resource_group_name=NETWORK_WATCHER_RESOURCE_GROUP,
+            network_watcher_name=f"NetworkWatcher_{args.location}",
+            location=args.location,
+            target_resource_id=self.vnet.id,
+            storage_id=self.flow_log_account.id,
+            enabled=True,
+            retention_policy=network.RetentionPolicyParametersArgs(
+                enabled=True,
+                days=min(args.flow_log_retention_days, MAX_FLOW_LOG_RETENTION_DAYS),
+            ),
+            tags=tags,
+            opts=child,
+        )
+
+        self.vnet_id: pulumi.Output[str] = self.vnet.id
+        self.vnet_name: pulumi.Output[str] = self.vnet.name
+        self.subnet_ids: dict[str, pulumi.Output[str]] = {
+            role: subnet.id for role, subnet in self.subnets.items()
+        }
+        self.nat_gateway_id: pulumi.Output[str] = self.nat_gateway.id
+        self.register_outputs(
+            {
+                "vnet_id": self.vnet_id,
+                "vnet_name": self.vnet_name,
+                "subnet_ids": self.subnet_ids,
+                "nat_gateway_id": self.nat_gateway_id,
+            }
+        )
+
+
+def _inbound_rules() -> list[network.SecurityRuleArgs]:
+    """Inbound rules of every subnet: the VNet talks to itself, the Internet never in."""
+    return [
+        network.SecurityRuleArgs(
+            name="AllowVnetInBound",
+            description="Nodes, pods and private endpoints reach each other.",
+            priority=100,
+            direction=network.SecurityRuleDirection.INBOUND,
+            access=network.SecurityRuleAccess.ALLOW,
+            protocol=network.SecurityRuleProtocol.ASTERISK,
+            source_address_prefix="VirtualNetwork",
+            source_port_range="*",
+            destination_address_prefix="VirtualNetwork",
+            destination_port_range="*",
+        ),
+        # Azure's defaults already drop Internet traffic at 65500, but only after
+        # AllowAzureLoadBalancerInBound; an explicit deny keeps that true even if a
+        # load balancer or a later rule would open a path.
+        network.SecurityRuleArgs(
+            name="DenyInternetInBound",
+            description="Nothing on these subnets is reachable from the Internet.",
+            priority=DENY_INTERNET_PRIORITY,
+            direction=network.SecurityRuleDirection.INBOUND,
+            access=network.SecurityRuleAccess.DENY,
+            protocol=network.SecurityRuleProtocol.ASTERISK,
+            source_address_prefix="Internet",
+            source_port_range="*",
+            destination_address_prefix="*",
+            destination_port_range="*",
+        ),
+    ]

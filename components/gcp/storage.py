@@ -1,0 +1,209 @@
+"""GcpObjectStore: a private, CMEK-encrypted, versioned GCS bucket with data-access audit logs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_gcp as gcp
+
+TOKEN = "gpuyard:index:GcpObjectStore"
+
+KEY_ROTATION_PERIOD = f"{90 * 24 * 3600}s"
+"""Cloud KMS rotates the bucket key to a new primary version every 90 days."""
+
+ABORT_MULTIPART_AFTER_DAYS = 7
+"""Days after which an unfinished XML API multipart upload is aborted."""
+
+SOFT_DELETE_SECONDS = 7 * 24 * 3600
+"""How long a deleted object stays recoverable (GCS's default, stated so a change is seen)."""
+
+AUDITED_LOG_TYPES = ("ADMIN_READ", "DATA_READ", "DATA_WRITE")
+"""Cloud Audit Logs types turned on for Cloud Storage (admin writes are always logged)."""
+
+
+@dataclass(frozen=True)
+class GcpObjectStoreArgs:
+    """What a GcpObjectStore needs: where the bucket lives and how it keeps data."""
+
+    project: str
+    """GCP project id that owns the bucket, its key and its audit logs."""
+    region: str
+    """Region of the bucket, its key ring and its access-log bucket, e.g. ``us-central1``."""
+    bucket_name: str
+    """Globally unique bucket name (3-63 lowercase letters, digits, dashes)."""
+    versioning: bool
+    """Keep noncurrent versions of overwritten and deleted objects."""
+    noncurrent_version_retention_days: int
+    """Days after which a noncurrent object version is deleted."""
+    access_log_retention_days: int
+    """Days the bucket's data-access audit logs are kept."""
+    force_destroy: bool
+    """Let ``pulumi destroy`` delete the bucket while it still holds objects."""
+    protect: bool
+    """Protect the bucket, its key and its log bucket from deletion and keep them on destroy."""
+    labels: dict[str, str] = field(default_factory=dict)
+    """Labels put on the bucket and its key."""
+
+
+class GcpObjectStore(pulumi.ComponentResource):
+    """The bucket that holds datasets, checkpoints and models, with its key and audit trail.
+
+    TLS only: GCS serves its JSON and XML APIs over HTTPS alone, so there is no plain-HTTP
+    endpoint to turn off.
+    """
+
+    def __init__(
+        self, name: str, args: GcpObjectStoreArgs, opts: pulumi.ResourceOptions | None = None
+    ):
+        super().__init__(TOKEN, name, {}, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        stateful = pulumi.ResourceOptions(
+            parent=self, protect=args.protect, retain_on_delete=args.protect
+        )
+
+        # Key ring and key are auto-named: Cloud KMS never deletes either, and their names
+        # can never be taken again in the project and location, so a fixed name would stop
+        # a destroyed stack from being brought up again.
+        self.key_ring = gcp.kms.KeyRing(
+            f"{name}-keys", project=args.project, location=args.region, opts=stateful
+        )
+        # Retained with the bucket in protected stacks: destroying the key's versions would
+        # make every object in a retained bucket unreadable.
+        self.crypto_key = gcp.kms.CryptoKey(
+            f"{name}-bucket-key",
+            key_ring=self.key_ring.id,
+            purpose="ENCRYPT_DECRYPT",
+            # Rotation bounds how much data one key version protects.
+            rotation_period=KEY_ROTATION_PERIOD,
+            labels=args.labels,
+            opts=stateful,
+        )
+
+        service_agent = gcp.storage.get_project_service_account_output(
+            project=args.project, opts=pulumi.InvokeOutputOptions(parent=self)
+        )
+        # Least privilege: the project's Cloud Storage service agent may use this one key,
+        # and only to encrypt and decrypt; nobody gets key administration from here.
+        self.key_binding = gcp.kms.CryptoKeyIAMMember(
+            f"{name}-gcs-key-access",
+            crypto_key_id=self.crypto_key.id,
+            role="roles/cloudkms.cryptoKeyEncrypterDecrypter",
+            member=pulumi.Output.concat("serviceAccount:", service_agent.email_address),
+            opts=child,
+        )
+
+        self.bucket = gcp.storage.Bucket(
+            f"{name}-data",
+            name=args.bucket_name,
+            project=args.project,
+            # Same region as the cluster: no cross-region egress when training reads shards.
+            location=args.region,
+            labels=args.labels,
+            # IAM only, no per-object ACLs that could quietly make one object public.
+            uniform_bucket_level_access=True,
+            # Refuses allUsers / allAuthenticatedUsers grants whatever IAM is later applied.
+            public_access_prevention="enforced",
+            versioning=gcp.storage.BucketVersioningArgs(enabled=args.versioning),
+            encryption=gcp.storage.BucketEncryptionArgs(
+                # Encryption at rest under the platform's own key, which can be revoked.
+                default_kms_key_name=self.crypto_key.id,
+                # New objects cannot fall back to Google-managed or caller-supplied keys.
+                google_managed_encryption_enforcement_config=(
+                    gcp.storage.BucketEncryptionGoogleManagedEncryptionEnforcementConfigArgs(
+                        restriction_mode="FullyRestricted"
+                    )
+                ),
+                customer_supplied_encryption_enforcement_config=(
+                    gcp.storage.BucketEncryptionCustomerSuppliedEncryptionEnforcementConfigArgs(
+                        restriction_mode="FullyRestricted"
+                    )
+                ),
+            ),
+            lifecycle_rules=[
+                # Superseded checkpoints are deleted after the spec's window, so versioning
+                # can undo a bad write without keeping every checkpoint forever.
+                gcp.storage.BucketLifecycleRuleArgs(
+                    action=gcp.storage.BucketLifecycleRuleActionArgs(type="Delete"),
+                    condition=gcp.storage.BucketLifecycleRuleConditionArgs(
+                        days_since_noncurrent_time=args.noncurrent_version_retention_days,
+                        with_state="ARCHIVED",
+                    ),
+                ),
+                # Uploads cut off by a preempted node would otherwise be billed indefinitely.
+                gcp.storage.BucketLifecycleRuleArgs(
+                    action=gcp.storage.BucketLifecycleRuleActionArgs(
+                        type="AbortIncompleteMultipartUpload"
+                    ),
+                    condition=gcp.storage.BucketLifecycleRuleConditionArgs(
+                        age=ABORT_MULTIPART_AFTER_DAYS
+                    ),
+                ),
+            ],
+            # A week to recover objects deleted by mistake, including noncurrent versions
+            # removed by the rule above.
+            soft_delete_policy=gcp.storage.BucketSoftDeletePolicyArgs(
+                retention_duration_seconds=SOFT_DELETE_SECONDS
+            ),
+            # Only a spec that asks for it (never production, the spec refuses) lets
+            # destroy delete a bucket that still holds checkpoints and models.
+            force_destroy=args.force_destroy,
+            # The service agent must hold the key before the bucket names it as default.
+            opts=pulumi.ResourceOptions.merge(
+                stateful, pulumi.ResourceOptions(depends_on=[self.key_binding])
+            ),
+        )
+
+        # Who read or wrote which object: Cloud Storage records data access only when asked.
+        # This is the project's setting for the storage service, so it covers every bucket.
+        self.audit_config = gcp.projects.IAMAuditConfig(
+            f"{name}-storage-audit",
+            project=args.project,
+            service="storage.googleapis.com",
+            audit_log_configs=[
+                gcp.projects.IAMAuditConfigAuditLogConfigArgs(log_type=log_type)
+                for log_type in AUDITED_LOG_TYPES
+            ],
+            opts=child,
+        )
+
+        # A log bucket of its own, fed by a sink on this bucket's data-access entries: the
+        # spec's retention then applies to these logs alone, where changing the project's
+        # _Default bucket would change it for every log in the project. Cloud Logging keeps
+        # it private to the project and encrypted by Google.
+        access_bucket_id = f"{name}-access-logs"
+        self.access_log_bucket = gcp.logging.ProjectBucketConfig(
+            f"{name}-access-logs",
+            project=args.project,
+            location=args.region,
+            bucket_id=access_bucket_id,
+            retention_days=args.access_log_retention_days,
+            description=f"Data-access audit logs of gs://{args.bucket_name}",
+            opts=stateful,
+        )
+        self.access_log_sink = gcp.logging.ProjectSink(
+            f"{name}-access-logs",
+            project=args.project,
+            destination=(
+                f"logging.googleapis.com/projects/{args.project}"
+                f"/locations/{args.region}/buckets/{access_bucket_id}"
+            ),
+            filter=(
+                'log_id("cloudaudit.googleapis.com/data_access") AND resource.type="gcs_bucket"'
+                f' AND resource.labels.bucket_name="{args.bucket_name}"'
+            ),
+            # Its own writer identity rather than the project-wide shared one.
+            unique_writer_identity=True,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.access_log_bucket]),
+        )
+
+        self.bucket_name: pulumi.Output[str] = self.bucket.name
+        self.bucket_url: pulumi.Output[str] = pulumi.Output.concat("gs://", self.bucket.name)
+        self.kms_key_id: pulumi.Output[str] = self.crypto_key.id
+        self.register_outputs(
+            {
+                "bucket_name": self.bucket_name,
+                "bucket_url": self.bucket_url,
+                "kms_key_id": self.kms_key_id,
+            }
+        )

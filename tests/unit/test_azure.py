@@ -1,0 +1,373 @@
+"""The Azure kit under recording mocks: exact children, parents and secure defaults."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass
+
+import pulumi
+import pytest
+
+from components import plan as planning
+from components import spec as specs
+from components.azure import kit as azure_kit
+from components.kit import KitOutputs
+from components.plan import Plan, Resource
+
+NAME = "gpuyard"
+
+DEV = {
+    "cloud": "azure",
+    "region": "eastus",
+    "environment": "dev",
+    "tags": {"team": "ml"},
+    "network": {"zones": 1, "flow_log_retention_days": 400},
+    "storage": {"versioning": False, "access_log_retention_days": 7},
+}
+PROD = {
+    "cloud": "azure",
+    "region": "westeurope",
+    "environment": "prod",
+    "network": {"zones": 3, "flow_log_retention_days": 90},
+    "storage": {"checkpoint_version_retention_days": 14, "access_log_retention_days": 180},
+}
+
+NETWORK_CHILDREN = Counter(
+    {
+        ("azure-native:network:VirtualNetwork", f"{NAME}-vnet"): 1,
+        ("azure-native:network:PublicIPAddress", f"{NAME}-nat-ip"): 1,
+        ("azure-native:network:NatGateway", f"{NAME}-nat"): 1,
+        ("azure-native:network:NetworkSecurityGroup", f"{NAME}-nodes-nsg"): 1,
+        ("azure-native:network:NetworkSecurityGroup", f"{NAME}-endpoints-nsg"): 1,
+        ("azure-native:network:Subnet", f"{NAME}-nodes"): 1,
+        ("azure-native:network:Subnet", f"{NAME}-endpoints"): 1,
+        ("azure-native:storage:StorageAccount", f"{NAME}-flowlogs"): 1,
+        ("azure-native:network:FlowLog", f"{NAME}-flowlog"): 1,
+    }
+)
+STORE_CHILDREN = Counter(
+    {
+        ("azure-native:storage:StorageAccount", f"{NAME}-account"): 1,
+        ("azure-native:storage:BlobServiceProperties", f"{NAME}-blob-service"): 1,
+        ("azure-native:storage:BlobContainer", f"{NAME}-container"): 1,
+        ("azure-native:operationalinsights:Workspace", f"{NAME}-audit"): 1,
+        ("azure-native:monitor:DiagnosticSetting", f"{NAME}-audit-blob"): 1,
+    }
+)
+LIFECYCLE = ("azure-native:storage:ManagementPolicy", f"{NAME}-lifecycle")
+
+
+@dataclass
+class Run:
+    """One recorded build: the spec, the plan and what ``build`` handed back."""
+
+    spec: specs.PlatformSpec
+    plan: Plan
+    kit: KitOutputs
+
+    def one(self, type_: str, name: str) -> Resource:
+        found = [r for r in self.plan.by_type(type_) if r.name == name]
+        assert len(found) == 1, (type_, name, found)
+        return found[0]
+
+    def urn(self, type_: str, name: str) -> str:
+        return self.one(type_, name).urn
+
+    def children(self, token: str) -> Counter[tuple[str, str]]:
+        parent = self.urn(token, NAME)
+        return Counter((r.type, r.name) for r in self.plan.resources if r.parent == parent)
+
+
+def _record(raw: dict) -> Run:
+    spec = specs.parse(raw)
+    holder: dict[str, KitOutputs] = {}
+
+    def program() -> None:
+        root = pulumi.ComponentResource("test:index:Root", "root")
+        holder["kit"] = kit = azure_kit.build(NAME, spec, root)
+        pulumi.export("bucket_url", kit.bucket_url)
+        pulumi.export("network_id", kit.network_id)
+        pulumi.export("account_name", kit.store.account_name)
+        pulumi.export("subnet_ids", kit.network.subnet_ids)
+
+    recorded = planning.record(program)
+    return Run(spec, recorded, holder["kit"])
+
+
+@pytest.fixture(scope="module")
+def dev() -> Run:
+    return _record(DEV)
+
+
+@pytest.fixture(scope="module")
+def prod() -> Run:
+    return _record(PROD)
+
+
+@pytest.fixture(params=["dev", "prod"])
+def run(request: pytest.FixtureRequest) -> Run:
+    return request.getfixturevalue(request.param)
+
+
+def test_network_children_are_exact(run: Run) -> None:
+    assert run.children("gpuyard:index:AzureNetwork") == NETWORK_CHILDREN
+
+
+def test_store_children_follow_versioning(dev: Run, prod: Run) -> None:
+    assert dev.children("gpuyard:index:AzureObjectStore") == STORE_CHILDREN
+    assert prod.children("gpuyard:index:AzureObjectStore") == STORE_CHILDREN + Counter([LIFECYCLE])
+
+
+def test_everything_hangs_under_the_root_with_the_kit_provider(run: Run) -> None:
+    root = run.urn("test:index:Root", "root")
+    provider = run.one("pulumi:providers:azure-native", f"{NAME}-azure")
+    assert provider.parent == root
+    assert provider.inputs["location"] == run.spec.region
+    for token in ("gpuyard:index:AzureNetwork", "gpuyard:index:AzureObjectStore"):
+        assert run.one(token, NAME).parent == root
+    group = run.one("azure-native:resources:ResourceGroup", f"{NAME}-rg")
+    assert group.parent == root
+    assert group.inputs["location"] == run.spec.region
+    components = {
+        run.urn("gpuyard:index:AzureNetwork", NAME),
+        run.urn("gpuyard:index:AzureObjectStore", NAME),
+    }
+    expected = sum(
+        (run.children(t) for t in ("gpuyard:index:AzureNetwork", "gpuyard:index:AzureObjectStore")),
+        Counter(),
+    )
+    azure = [r for r in run.plan.resources if r.type.startswith("azure-native:")]
+    assert len(azure) == sum(expected.values()) + 1  # + the resource group
+    for resource in azure:
+        assert resource.provider is not None
+        assert resource.provider.startswith(provider.urn + "::"), resource.name
+        if resource is not group:
+            assert resource.parent in components, resource.name
+
+
+def test_protection_follows_the_environment(dev: Run, prod: Run) -> None:
+    stateful = [
+        ("azure-native:resources:ResourceGroup", f"{NAME}-rg"),
+        ("azure-native:storage:StorageAccount", f"{NAME}-account"),
+        ("azure-native:storage:StorageAccount", f"{NAME}-flowlogs"),
+        ("azure-native:operationalinsights:Workspace", f"{NAME}-audit"),
+    ]
+    for key in stateful:
+        assert prod.one(*key).protect is True, key
+        assert dev.one(*key).protect is False, key
+    protected = {(r.type, r.name) for r in prod.plan.resources if r.protect}
+    assert protected == set(stateful)
+    assert not any(r.protect for r in dev.plan.resources)
+
+
+def test_subnets_are_private_behind_nat_and_nsg(run: Run) -> None:
+    private = [p for _, p, _ in run.spec.network.subnets()]
+    public = [p for _, _, p in run.spec.network.subnets()]
+    blocks = {"nodes": (private + public)[0], "endpoints": (private + public)[1]}
+    nat = run.one("azure-native:network:NatGateway", f"{NAME}-nat")
+    for role, block in blocks.items():
+        subnet = run.one("azure-native:network:Subnet", f"{NAME}-{role}")
+        assert subnet.inputs["defaultOutboundAccess"] is False
+        assert subnet.inputs["addressPrefix"] == block
+        assert subnet.inputs["natGateway"] == {"id": f"{nat.name}-id"}
+        assert subnet.inputs["networkSecurityGroup"] == {"id": f"{NAME}-{role}-nsg-id"}
+        assert subnet.inputs["privateEndpointNetworkPolicies"] == "Enabled"
+        assert nat.urn in subnet.dependencies
+    nodes = run.one("azure-native:network:Subnet", f"{NAME}-nodes")
+    endpoints = run.one("azure-native:network:Subnet", f"{NAME}-endpoints")
+    assert nodes.inputs["serviceEndpoints"] == [{"service": "Microsoft.Storage"}]
+    assert nodes.urn in endpoints.dependencies  # one subnet change at a time per VNet
+    vnet = run.one("azure-native:network:VirtualNetwork", f"{NAME}-vnet")
+    assert vnet.inputs["addressSpace"] == {"addressPrefixes": [str(run.spec.network.cidr)]}
+    assert "subnets" not in vnet.inputs
+
+
+def test_layout_uses_the_shared_blocks(dev: Run, prod: Run) -> None:
+    # One zone: the second block is the zone's (unused on Azure) public block.
+    assert (
+        dev.one("azure-native:network:Subnet", f"{NAME}-endpoints").inputs["addressPrefix"]
+        == dev.spec.network.subnets()[0][2]
+    )
+    assert (
+        prod.one("azure-native:network:Subnet", f"{NAME}-endpoints").inputs["addressPrefix"]
+        == prod.spec.network.subnets()[1][1]
+    )
+
+
+def test_nsgs_never_allow_inbound_from_the_internet(run: Run) -> None:
+    open_sources = {"*", "internet", "any", "0.0.0.0/0", "0.0.0.0"}
+    for role in ("nodes", "endpoints"):
+        rules = run.one("azure-native:network:NetworkSecurityGroup", f"{NAME}-{role}-nsg").inputs[
+            "securityRules"
+        ]
+        by_name = {rule["name"]: rule for rule in rules}
+        assert set(by_name) == {"AllowVnetInBound", "DenyInternetInBound"}
+        for rule in rules:
+            if rule["direction"] == "Inbound" and rule["access"] == "Allow":
+                sources = [rule.get("sourceAddressPrefix"), *rule.get("sourceAddressPrefixes", [])]
+                assert not {str(s).lower() for s in sources if s} & open_sources, rule
+        allow = by_name["AllowVnetInBound"]
+        assert (allow["sourceAddressPrefix"], allow["destinationAddressPrefix"]) == (
+            "VirtualNetwork",
+            "VirtualNetwork",
+        )
+        deny = by_name["DenyInternetInBound"]
+        assert (deny["direction"], deny["access"], deny["priority"]) == ("Inbound", "Deny", 4096)
+        assert (deny["sourceAddressPrefix"], deny["destinationAddressPrefix"]) == ("Internet", "*")
+        assert deny["priority"] > allow["priority"]
+
+
+def test_nat_gateway_is_standard_with_a_static_address(run: Run) -> None:
+    zone = run.spec.network.zones[0]
+    nat = run.one("azure-native:network:NatGateway", f"{NAME}-nat")
+    assert nat.inputs["sku"] == {"name": "Standard"}
+    assert nat.inputs["idleTimeoutInMinutes"] == 10
+    assert nat.inputs["zones"] == [zone]
+    assert nat.inputs["publicIpAddresses"] == [{"id": f"{NAME}-nat-ip-id"}]
+    ip = run.one("azure-native:network:PublicIPAddress", f"{NAME}-nat-ip")
+    assert ip.inputs["sku"] == {"name": "Standard", "tier": "Regional"}
+    assert ip.inputs["publicIPAllocationMethod"] == "Static"
+    assert ip.inputs["zones"] == [zone]
+
+
+def test_vnet_flow_log_goes_to_the_regional_watcher(dev: Run, prod: Run) -> None:
+    for run, days in ((dev, 365), (prod, 90)):  # dev asks 400: the flow-log maximum applies
+        flow = run.one("azure-native:network:FlowLog", f"{NAME}-flowlog")
+        assert flow.inputs["enabled"] is True
+        assert flow.inputs["retentionPolicy"] == {"enabled": True, "days": days}
+        assert flow.inputs["targetResourceId"] == f"{NAME}-vnet-id"
+        assert flow.inputs["storageId"] == f"{NAME}-flowlogs-id"
+        assert flow.inputs["resourceGroupName"] == "NetworkWatcherRG"
+        assert flow.inputs["networkWatcherName"] == f"NetworkWatcher_{run.spec.region}"
+        assert flow.inputs["location"] == run.spec.region
+    assert not dev.plan.by_type("azure-native:network:NetworkWatcher")
+
+
+def _assert_private_account(account: Resource) -> None:
+    inputs = account.inputs
+    assert inputs["kind"] == "StorageV2"
+    assert inputs["enableHttpsTrafficOnly"] is True
+    assert inputs["minimumTlsVersion"] == "TLS1_2"
+    assert inputs["allowBlobPublicAccess"] is False
+    assert inputs["allowCrossTenantReplication"] is False
+    assert inputs["isLocalUserEnabled"] is False
+    assert inputs["isSftpEnabled"] is False
+    encryption = inputs["encryption"]
+    assert encryption["requireInfrastructureEncryption"] is True
+    assert encryption["keySource"] == "Microsoft.Storage"
+    assert encryption["services"]["blob"]["enabled"] is True
+    assert encryption["services"]["file"]["enabled"] is True
+    assert inputs["networkRuleSet"]["defaultAction"] == "Deny"
+    assert inputs["publicNetworkAccess"] == "Enabled"
+
+
+def test_flow_log_account_is_private(run: Run) -> None:
+    account = run.one("azure-native:storage:StorageAccount", f"{NAME}-flowlogs")
+    _assert_private_account(account)
+    assert account.inputs["sku"] == {"name": "Standard_LRS"}
+    assert account.inputs["location"] == run.spec.region
+    assert account.inputs["networkRuleSet"] == {"defaultAction": "Deny", "bypass": "AzureServices"}
+    # Network Watcher authenticates with the account key (see the component's comment).
+    assert account.inputs["allowSharedKeyAccess"] is True
+
+
+def test_object_store_account_is_private_and_keyless(dev: Run, prod: Run) -> None:
+    for run, sku in ((dev, "Standard_LRS"), (prod, "Standard_ZRS")):
+        account = run.one("azure-native:storage:StorageAccount", f"{NAME}-account")
+        _assert_private_account(account)
+        assert account.inputs["sku"] == {"name": sku}
+        assert account.inputs["allowSharedKeyAccess"] is False
+        assert account.inputs["defaultToOAuthAuthentication"] is True
+        assert account.inputs["isHnsEnabled"] is False
+        assert account.inputs["networkRuleSet"]["virtualNetworkRules"] == [
+            {"virtualNetworkResourceId": f"{NAME}-nodes-id", "action": "Allow"}
+        ]
+
+
+def test_container_is_private_and_versioning_follows_spec(dev: Run, prod: Run) -> None:
+    for run in (dev, prod):
+        container = run.one("azure-native:storage:BlobContainer", f"{NAME}-container")
+        assert container.inputs["publicAccess"] == "None"
+        assert container.inputs["containerName"] == "gpuyard"
+        service = run.one("azure-native:storage:BlobServiceProperties", f"{NAME}-blob-service")
+        assert service.inputs["isVersioningEnabled"] is run.spec.storage.versioning
+        days = run.spec.storage.checkpoint_version_retention_days
+        assert service.inputs["deleteRetentionPolicy"] == {
+            "enabled": True,
+            "days": days,
+            "allowPermanentDelete": False,
+        }
+        assert service.inputs["containerDeleteRetentionPolicy"] == {"enabled": True, "days": days}
+    assert dev.spec.storage.versioning is False
+    assert prod.spec.storage.versioning is True
+
+
+def test_lifecycle_deletes_previous_versions_after_spec_days(prod: Run) -> None:
+    policy = prod.one(*LIFECYCLE)
+    assert policy.inputs["managementPolicyName"] == "default"
+    [rule] = policy.inputs["policy"]["rules"]
+    assert rule["enabled"] is True
+    assert rule["type"] == "Lifecycle"
+    assert rule["definition"]["actions"] == {
+        "version": {"delete": {"daysAfterCreationGreaterThan": 14}}
+    }
+    assert rule["definition"]["filters"] == {
+        "blobTypes": ["blockBlob"],
+        "prefixMatch": ["gpuyard/"],
+    }
+
+
+def test_blob_data_access_is_audited(dev: Run, prod: Run) -> None:
+    for run, days in ((dev, 30), (prod, 180)):  # dev asks 7: Log Analytics keeps at least 30
+        workspace = run.one("azure-native:operationalinsights:Workspace", f"{NAME}-audit")
+        assert workspace.inputs["sku"] == {"name": "PerGB2018"}
+        assert workspace.inputs["retentionInDays"] == days
+        assert workspace.inputs["publicNetworkAccessForIngestion"] == "Disabled"
+        assert workspace.inputs["features"] == {"disableLocalAuth": True}
+        setting = run.one("azure-native:monitor:DiagnosticSetting", f"{NAME}-audit-blob")
+        assert setting.inputs["resourceUri"] == f"{NAME}-account-id/blobServices/default"
+        assert setting.inputs["workspaceId"] == f"{NAME}-audit-id"
+        assert setting.inputs["logs"] == [
+            {"category": c, "enabled": True}
+            for c in ("StorageRead", "StorageWrite", "StorageDelete")
+        ]
+
+
+def test_tags_reach_taggable_resources(dev: Run) -> None:
+    for type_, name in [
+        ("azure-native:resources:ResourceGroup", f"{NAME}-rg"),
+        ("azure-native:network:VirtualNetwork", f"{NAME}-vnet"),
+        ("azure-native:storage:StorageAccount", f"{NAME}-account"),
+        ("azure-native:operationalinsights:Workspace", f"{NAME}-audit"),
+    ]:
+        assert dev.one(type_, name).inputs["tags"] == {"team": "ml"}
+
+
+def test_outputs(run: Run) -> None:
+    store_account = run.one("azure-native:storage:StorageAccount", f"{NAME}-account")
+    assert run.plan.outputs == {
+        "bucket_url": "az://gpuyard",
+        "network_id": f"{NAME}-vnet-id",
+        "account_name": store_account.inputs["accountName"],
+        "subnet_ids": {"nodes": f"{NAME}-nodes-id", "endpoints": f"{NAME}-endpoints-id"},
+    }
+
+
+@pytest.mark.parametrize(
+    ("name", "environment"),
+    [("gpuyard", "dev"), ("My_Platform-With-A-Very-Long-Name", "staging-eu-west"), ("x", "qa")],
+)
+def test_account_names_fit_azure_rules(name: str, environment: str) -> None:
+    names = {
+        azure_kit.account_name(name, environment, region, role)
+        for region in ("eastus", "westeurope")
+        for role in ("st", "fl")
+    }
+    assert len(names) == 4
+    for account in names:
+        assert re.fullmatch(r"[a-z0-9]{3,24}", account), account
+        assert account.startswith("gpy")
+    assert azure_kit.account_name(name, environment, "eastus", "st") == azure_kit.account_name(
+        name, environment, "eastus", "st"
+    )
