@@ -73,7 +73,9 @@ def download(url: str, local: str | os.PathLike) -> Path:
     fs, root = fsspec.core.url_to_fs(url)
     root = root.rstrip("/")
     if not fs.exists(f"{root}/{MANIFEST}"):
-        raise ArtifactError(f"no {MANIFEST} at {url}: not a gpuyard model, or its export is incomplete")
+        raise ArtifactError(
+            f"no {MANIFEST} at {url}: not a gpuyard model, or its export is incomplete"
+        )
     for name in (MANIFEST, *PAYLOAD):
         fs.get_file(f"{root}/{name}", str(local / name))
     verify(local)

@@ -230,7 +230,10 @@ def test_zone_facts_that_subnet_planning_depends_on():
     assert len(catalog.zones("aws", "us-east-1")) == 6
     assert len(catalog.zones("aws", "us-west-1")) == 2
     assert catalog.zones("gcp", "us-central1") == (
-        "us-central1-a", "us-central1-b", "us-central1-c", "us-central1-f",
+        "us-central1-a",
+        "us-central1-b",
+        "us-central1-c",
+        "us-central1-f",
     )
     assert catalog.zones("azure", "eastus") == ("1", "2", "3")
     assert any(not catalog.zones("azure", r) for r in catalog.regions("azure"))

@@ -85,7 +85,15 @@ def test_json_output_is_the_whole_plan(capsys):
     assert body["outputs"]["bucket_url"].startswith("gs://")
     first = body["resources"][0]
     assert set(first) == {
-        "urn", "type", "name", "parent", "dependencies", "inputs", "custom", "protect", "provider",
+        "urn",
+        "type",
+        "name",
+        "parent",
+        "dependencies",
+        "inputs",
+        "custom",
+        "protect",
+        "provider",
     }
     assert body["cost"]["lines"] and body["cost"]["prices_as_of"] == catalog.PRICES_AS_OF
 
@@ -121,11 +129,16 @@ def test_bad_stack_file_prints_one_line_and_fails(tmp_path):
     )
     done = subprocess.run(
         [sys.executable, "-m", "components.cli", "plan", "bad-aws"],
-        cwd=project, capture_output=True, text=True,
+        cwd=project,
+        capture_output=True,
+        text=True,
     )
     assert done.returncode == 2
     assert done.stdout == ""
-    assert done.stderr == "gpuyard plan: gpuyard:network.zones: got 9; expected between 1 and 6 zones\n"
+    assert (
+        done.stderr
+        == "gpuyard plan: gpuyard:network.zones: got 9; expected between 1 and 6 zones\n"
+    )
 
 
 def test_unknown_stack_names_the_ones_that_exist(capsys):
