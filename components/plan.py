@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextvars
 import json
 import runpy
+import uuid
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -98,15 +99,40 @@ def _mask(value: Any) -> Any:
     return value
 
 
+def _entra_id(kind: str, resource_id: str) -> str:
+    """A stable GUID standing in for the Entra ``kind`` id of ``resource_id``."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"{kind}:{resource_id}"))
+
+
 class _Mocks(pulumi.runtime.Mocks):
     """Answers the engine the way a fresh deployment would: ids from names, inputs echoed."""
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict]:
+        resource_id = f"{args.name}-id"
         state = dict(args.inputs)
         state.setdefault("arn", f"arn:aws:mock:::{args.name}")
         state.setdefault("name", args.name)
         state.setdefault("selfLink", f"https://mock.googleapis.com/{args.name}")
-        return f"{args.name}-id", state
+        # An identity's Entra ids are minted by Azure, and whatever grants it a role reads
+        # them back; deriving them from the resource id makes every reference agree.
+        if args.typ == "azure-native:managedidentity:UserAssignedIdentity":
+            state.setdefault("principalId", _entra_id("principal", resource_id))
+            state.setdefault("clientId", _entra_id("client", resource_id))
+        # azure-native takes user-assigned identities as a list of ids but answers with a
+        # map of id -> {principalId, clientId}; echoing the list makes the SDK fail.
+        identity = state.get("identity")
+        if isinstance(identity, dict) and isinstance(identity.get("userAssignedIdentities"), list):
+            state["identity"] = {
+                **identity,
+                "userAssignedIdentities": {
+                    uid: {
+                        "principalId": _entra_id("principal", uid),
+                        "clientId": _entra_id("client", uid),
+                    }
+                    for uid in identity["userAssignedIdentities"]
+                },
+            }
+        return resource_id, state
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict, list]:
         answers: dict[str, dict] = {

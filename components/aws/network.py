@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import bisect
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -11,14 +10,6 @@ import pulumi_aws as aws
 from pulumi_aws.iam import PolicyDocumentVersion, PolicyStatementEffect
 
 TOKEN = "gpuyard:index:AwsNetwork"
-
-# fmt: off
-LOG_RETENTION_DAYS = (
-    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557,
-    2922, 3288, 3653,
-)
-# fmt: on
-"""The only retention periods CloudWatch Logs accepts, in days."""
 
 ANYWHERE = "0.0.0.0/0"
 ALLOW = PolicyStatementEffect.ALLOW.value
@@ -31,14 +22,6 @@ def _document(*statements: dict) -> pulumi.Output[str]:
             "Statement": list(statements),
         }
     )
-
-
-def log_retention_days(days: int) -> int:
-    """The shortest retention CloudWatch Logs accepts that keeps logs at least ``days`` days."""
-    index = bisect.bisect_left(LOG_RETENTION_DAYS, days)
-    if index == len(LOG_RETENTION_DAYS):
-        raise ValueError(f"CloudWatch Logs keeps logs at most {LOG_RETENTION_DAYS[-1]} days")
-    return LOG_RETENTION_DAYS[index]
 
 
 @dataclass(frozen=True)
@@ -54,7 +37,8 @@ class AwsNetworkArgs:
     nat_per_zone: bool
     """One NAT gateway per zone (survives a zone failure) instead of one shared NAT gateway."""
     flow_log_retention_days: int
-    """Days VPC flow logs are kept; rounded up to a period CloudWatch Logs accepts."""
+    """Days VPC flow logs are kept: one of the periods CloudWatch Logs accepts
+    (``spec.FLOW_LOG_RETENTION_DAYS``)."""
     protect: bool
     """Protect the flow-log group and its key from deletion and keep them when the stack goes."""
     account_id: pulumi.Input[str]
@@ -264,7 +248,7 @@ class AwsNetwork(pulumi.ComponentResource):
 
         self.flow_log_group = aws.cloudwatch.LogGroup(
             f"{name}-flow-log-group",
-            retention_in_days=log_retention_days(args.flow_log_retention_days),
+            retention_in_days=args.flow_log_retention_days,
             # Flow logs reveal the network's internal addresses and peers: encrypt them
             # with a key whose policy this stack controls.
             kms_key_id=self.flow_log_key.arn,

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import pulumi
-from pulumi_azure_native import network, storage
+from pulumi_azure_native import authorization, managedidentity, network, storage
 
 from components.azure.storage import private_account_settings
 
@@ -15,12 +15,12 @@ TOKEN = "gpuyard:index:AzureNetwork"
 NETWORK_WATCHER_RESOURCE_GROUP = "NetworkWatcherRG"
 """Resource group where Azure creates each region's Network Watcher on first VNet."""
 
-MAX_FLOW_LOG_RETENTION_DAYS = 365
-"""Longest retention a flow log's retention policy accepts."""
-
 NAT_IDLE_TIMEOUT_MINUTES = 10
 """Idle timeout of NAT flows; above the 4-minute default so long dataset downloads and
 idle TCP connections to registries survive pauses, well under the 120-minute maximum."""
+
+STORAGE_BLOB_DATA_CONTRIBUTOR = "ba92f5b4-2d11-453d-a403-e96b0029c9fe"
+"""Built-in role that reads and writes blobs: what a flow log's identity needs, no more."""
 
 DENY_INTERNET_PRIORITY = 4096
 """Lowest-precedence custom NSG priority: the explicit deny sits under every allow rule
@@ -32,7 +32,8 @@ class AzureNetworkArgs:
     """What an AzureNetwork needs: where it lives, its address plan and its flow logs."""
 
     resource_group_name: pulumi.Input[str]
-    """Resource group that holds the VNet, NAT gateway, NSGs and flow-log storage account."""
+    """Resource group that holds the VNet, NAT gateway, NSGs, flow-log storage account and
+    the identity that writes flow logs."""
     location: str
     """Azure region, e.g. ``eastus``; also picks the region's Network Watcher."""
     cidr: str
@@ -45,7 +46,8 @@ class AzureNetworkArgs:
     """Availability zones the platform uses; the NAT gateway and its address live in the
     first."""
     flow_log_retention_days: int
-    """Days VNet flow logs are kept (at most 365, the flow-log retention limit)."""
+    """Days VNet flow logs are kept: one of ``spec.FLOW_LOG_RETENTION_DAYS``, all within the
+    365 days a flow log's retention policy accepts."""
     flow_log_account_name: str
     """Globally unique name (3-24 lowercase letters and digits) of the flow-log account."""
     protect: bool
@@ -172,13 +174,7 @@ class AzureNetwork(pulumi.ComponentResource):
             location=args.location,
             kind=storage.Kind.STORAGE_V2,
             sku=storage.SkuArgs(name=storage.SkuName.STANDARD_LRS),
-            **{
-                **private_account_settings(),
-                # Network Watcher writes flow logs with the account key. Its keyless mode (a
-                # user-assigned identity on the flow log) cannot be planned offline yet:
-                # the recording mocks echo the identity list where the SDK reads back a map.
-                "allow_shared_key_access": True,
-            },
+            **private_account_settings(),
             # Network Watcher writes as a trusted Azure service; nothing else needs the
             # public endpoint of an audit-log account. "Enabled" is what lets the trusted-
             # service bypass through; "Disabled" would shut Network Watcher out too.
@@ -189,6 +185,35 @@ class AzureNetwork(pulumi.ComponentResource):
             ),
             tags=tags,
             opts=stateful,
+        )
+        # Network Watcher writes as this identity, through RBAC, so the account can refuse
+        # shared keys like every other gpuyard account.
+        self.flow_log_identity = managedidentity.UserAssignedIdentity(
+            f"{name}-flowlog-identity",
+            resource_group_name=args.resource_group_name,
+            location=args.location,
+            tags=tags,
+            opts=child,
+        )
+        # Built-in roles are addressed under the subscription the kit's provider deploys to.
+        subscription_id = authorization.get_client_config_output(
+            opts=pulumi.InvokeOutputOptions(parent=self)
+        ).subscription_id
+        # Scoped to the flow-log account alone: the identity can write nowhere else.
+        self.flow_log_writer = authorization.RoleAssignment(
+            f"{name}-flowlog-writer",
+            scope=self.flow_log_account.id,
+            role_definition_id=subscription_id.apply(
+                lambda subscription: (
+                    f"/subscriptions/{subscription}/providers"
+                    f"/Microsoft.Authorization/roleDefinitions/{STORAGE_BLOB_DATA_CONTRIBUTOR}"
+                )
+            ),
+            principal_id=self.flow_log_identity.principal_id,
+            # Skips the directory lookup that fails while a new identity is still
+            # replicating through Entra ID.
+            principal_type=authorization.PrincipalType.SERVICE_PRINCIPAL,
+            opts=child,
         )
         # NSG flow logs take no new deployments since 30 June 2025 (retired 30 September
         # 2027); VNet flow logs cover every subnet and NIC of the VNet in one resource.
@@ -202,10 +227,15 @@ class AzureNetwork(pulumi.ComponentResource):
             enabled=True,
             retention_policy=network.RetentionPolicyParametersArgs(
                 enabled=True,
-                days=min(args.flow_log_retention_days, MAX_FLOW_LOG_RETENTION_DAYS),
+                days=args.flow_log_retention_days,
+            ),
+            identity=network.ManagedServiceIdentityArgs(
+                type=network.ResourceIdentityType.USER_ASSIGNED,
+                user_assigned_identities=[self.flow_log_identity.id],
             ),
             tags=tags,
-            opts=child,
+            # Writes fail until the identity holds its role on the account.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.flow_log_writer]),
         )
 
         self.vnet_id: pulumi.Output[str] = self.vnet.id

@@ -17,15 +17,6 @@ CONTAINER_NAME = "gpuyard"
 AUDIT_CATEGORIES = ("StorageRead", "StorageWrite", "StorageDelete")
 """Blob-service log categories that record who read, wrote or deleted what."""
 
-MAX_SOFT_DELETE_DAYS = 365
-"""Longest soft-delete retention Azure accepts for blobs and containers."""
-
-MIN_WORKSPACE_RETENTION_DAYS = 30
-"""Shortest interactive retention a PerGB2018 Log Analytics workspace accepts."""
-
-MAX_WORKSPACE_RETENTION_DAYS = 730
-"""Longest interactive retention a Log Analytics workspace accepts."""
-
 
 def private_account_settings() -> dict[str, Any]:
     """Storage-account settings every gpuyard account shares: private, encrypted, TLS only."""
@@ -74,7 +65,7 @@ class AzureObjectStoreArgs:
     """Keep previous versions of overwritten blobs, so a bad checkpoint write can be undone."""
     checkpoint_version_retention_days: int
     """Days after which a previous version is deleted; also the soft-delete window for
-    blobs and containers (capped at 365, Azure's limit)."""
+    blobs and containers (1 to 365, the soft-delete range Azure accepts)."""
     access_log_retention_days: int
     """Days the data-access audit logs are kept (Log Analytics accepts 30 to 730)."""
     protect: bool
@@ -104,7 +95,6 @@ class AzureObjectStore(pulumi.ComponentResource):
             parent=self, protect=args.protect, retain_on_delete=args.protect
         )
         tags = dict(args.tags)
-        soft_delete_days = min(args.checkpoint_version_retention_days, MAX_SOFT_DELETE_DAYS)
 
         self.account = storage.StorageAccount(
             f"{name}-account",
@@ -149,10 +139,12 @@ class AzureObjectStore(pulumi.ComponentResource):
             # Soft delete: a deleted blob or container can be restored within the window,
             # even where versioning is off.
             delete_retention_policy=storage.DeleteRetentionPolicyArgs(
-                enabled=True, days=soft_delete_days, allow_permanent_delete=False
+                enabled=True,
+                days=args.checkpoint_version_retention_days,
+                allow_permanent_delete=False,
             ),
             container_delete_retention_policy=storage.DeleteRetentionPolicyArgs(
-                enabled=True, days=soft_delete_days
+                enabled=True, days=args.checkpoint_version_retention_days
             ),
             opts=child,
         )
@@ -212,10 +204,7 @@ class AzureObjectStore(pulumi.ComponentResource):
             sku=operationalinsights.WorkspaceSkuArgs(
                 name=operationalinsights.WorkspaceSkuNameEnum.PER_GB2018
             ),
-            retention_in_days=max(
-                MIN_WORKSPACE_RETENTION_DAYS,
-                min(args.access_log_retention_days, MAX_WORKSPACE_RETENTION_DAYS),
-            ),
+            retention_in_days=args.access_log_retention_days,
             # Diagnostic settings deliver over Azure's private channel, which this switch
             # does not gate; it only shuts out agents and senders on public networks.
             public_network_access_for_ingestion=operationalinsights.PublicNetworkAccessType.DISABLED,

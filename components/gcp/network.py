@@ -17,9 +17,6 @@ SERVICES_RANGE = "services"
 HEALTH_CHECK_RANGES = ("130.211.0.0/22", "35.191.0.0/16")
 """Source ranges of Google Cloud load balancer health checks."""
 
-MAX_LOG_RETENTION_DAYS = 3650
-"""Longest retention a Cloud Logging bucket accepts."""
-
 
 @dataclass(frozen=True)
 class GcpNetworkArgs:
@@ -184,9 +181,7 @@ class GcpNetwork(pulumi.ComponentResource):
             # Kept in the network's region, like the traffic it describes.
             location=args.region,
             bucket_id=flow_bucket_id,
-            # Cloud Logging stops at ten years (3650 days); the spec's limit of 3653 is
-            # the same ten years counted with leap days.
-            retention_days=min(args.flow_log_retention_days, MAX_LOG_RETENTION_DAYS),
+            retention_days=args.flow_log_retention_days,
             description="VPC flow logs of the platform's node subnetwork",
             opts=stateful,
         )

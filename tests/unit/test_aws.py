@@ -9,7 +9,6 @@ import pytest
 
 from components import spec as specmod
 from components.aws.kit import build
-from components.aws.network import LOG_RETENTION_DAYS, log_retention_days
 from components.plan import ACCOUNT_ID, Plan, Resource, record
 
 NETWORK = "gpuyard:index:AwsNetwork"
@@ -34,12 +33,12 @@ SPECS = {
         "region": "us-east-1",
         "environment": "dev",
         "tags": {"team": "ml"},
-        "network": {"zones": 2, "flow_log_retention_days": 45},
+        "network": {"zones": 2, "flow_log_retention_days": 60},
         "storage": {
             "versioning": False,
             "force_destroy": True,
             "checkpoint_version_retention_days": 7,
-            "access_log_retention_days": 14,
+            "access_log_retention_days": 30,
         },
     },
     "prod": {
@@ -276,8 +275,8 @@ def test_s3_gateway_endpoint_serves_only_private_route_tables(env):
     ]
 
 
-@pytest.mark.parametrize(("env", "retention"), [("dev", 60), ("prod", 365)])
-def test_flow_logs_capture_all_traffic_into_an_encrypted_log_group(env, retention):
+@pytest.mark.parametrize("env", ENVS)
+def test_flow_logs_capture_all_traffic_into_an_encrypted_log_group(env):
     plan = _plan(env)
     region = _spec(env).region
     flow_log = _one(plan, "aws:ec2/flowLog:FlowLog", "gpuyard-network-flow-log")
@@ -288,7 +287,7 @@ def test_flow_logs_capture_all_traffic_into_an_encrypted_log_group(env, retentio
     assert flow_log.inputs["iamRoleArn"] == "arn:aws:mock:::gpuyard-network-flow-log-role"
 
     group = _one(plan, LOG_GROUP, "gpuyard-network-flow-log-group")
-    assert group.inputs["retentionInDays"] == retention
+    assert group.inputs["retentionInDays"] == _spec(env).network.flow_log_retention_days
     assert group.inputs["kmsKeyId"] == "arn:aws:mock:::gpuyard-network-flow-log-key"
 
     key = _one(plan, KEY, "gpuyard-network-flow-log-key")
@@ -453,16 +452,3 @@ def test_stateful_resources_are_protected_in_prod_only(env, stateful):
     )
     for bucket in plan.by_type(BUCKET):
         assert bucket.inputs["forceDestroy"] is (not stateful)
-
-
-@pytest.mark.parametrize(
-    ("days", "accepted"), [(1, 1), (2, 3), (30, 30), (45, 60), (366, 400), (3653, 3653)]
-)
-def test_flow_log_retention_rounds_up_to_a_period_cloudwatch_accepts(days, accepted):
-    assert log_retention_days(days) == accepted
-    assert accepted in LOG_RETENTION_DAYS
-
-
-def test_flow_log_retention_beyond_cloudwatch_limit_is_refused():
-    with pytest.raises(ValueError, match="at most 3653"):
-        log_retention_days(3654)

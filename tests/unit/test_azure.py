@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import uuid
 from collections import Counter
 from dataclasses import dataclass
 
@@ -22,8 +23,14 @@ DEV = {
     "region": "eastus",
     "environment": "dev",
     "tags": {"team": "ml"},
-    "network": {"zones": 1, "flow_log_retention_days": 400},
-    "storage": {"versioning": False, "access_log_retention_days": 7},
+    # The longest flow-log and soft-delete periods and the shortest audit-log period the
+    # spec accepts: each must reach Azure unchanged.
+    "network": {"zones": 1, "flow_log_retention_days": 365},
+    "storage": {
+        "versioning": False,
+        "checkpoint_version_retention_days": 365,
+        "access_log_retention_days": 30,
+    },
 }
 PROD = {
     "cloud": "azure",
@@ -43,6 +50,8 @@ NETWORK_CHILDREN = Counter(
         ("azure-native:network:Subnet", f"{NAME}-nodes"): 1,
         ("azure-native:network:Subnet", f"{NAME}-endpoints"): 1,
         ("azure-native:storage:StorageAccount", f"{NAME}-flowlogs"): 1,
+        ("azure-native:managedidentity:UserAssignedIdentity", f"{NAME}-flowlog-identity"): 1,
+        ("azure-native:authorization:RoleAssignment", f"{NAME}-flowlog-writer"): 1,
         ("azure-native:network:FlowLog", f"{NAME}-flowlog"): 1,
     }
 )
@@ -232,10 +241,13 @@ def test_nat_gateway_is_standard_with_a_static_address(run: Run) -> None:
 
 
 def test_vnet_flow_log_goes_to_the_regional_watcher(dev: Run, prod: Run) -> None:
-    for run, days in ((dev, 365), (prod, 90)):  # dev asks 400: the flow-log maximum applies
+    for run in (dev, prod):
         flow = run.one("azure-native:network:FlowLog", f"{NAME}-flowlog")
         assert flow.inputs["enabled"] is True
-        assert flow.inputs["retentionPolicy"] == {"enabled": True, "days": days}
+        assert flow.inputs["retentionPolicy"] == {
+            "enabled": True,
+            "days": run.spec.network.flow_log_retention_days,
+        }
         assert flow.inputs["targetResourceId"] == f"{NAME}-vnet-id"
         assert flow.inputs["storageId"] == f"{NAME}-flowlogs-id"
         assert flow.inputs["resourceGroupName"] == "NetworkWatcherRG"
@@ -268,8 +280,31 @@ def test_flow_log_account_is_private(run: Run) -> None:
     assert account.inputs["sku"] == {"name": "Standard_LRS"}
     assert account.inputs["location"] == run.spec.region
     assert account.inputs["networkRuleSet"] == {"defaultAction": "Deny", "bypass": "AzureServices"}
-    # Network Watcher authenticates with the account key (see the component's comment).
-    assert account.inputs["allowSharedKeyAccess"] is True
+    assert account.inputs["allowSharedKeyAccess"] is False
+    assert account.inputs["defaultToOAuthAuthentication"] is True
+
+
+def test_flow_log_writes_as_its_own_identity_with_one_account_role(run: Run) -> None:
+    identity = run.one(
+        "azure-native:managedidentity:UserAssignedIdentity", f"{NAME}-flowlog-identity"
+    )
+    assert identity.inputs["location"] == run.spec.region
+    assert identity.inputs["resourceGroupName"] == f"{NAME}-rg"
+    flow = run.one("azure-native:network:FlowLog", f"{NAME}-flowlog")
+    assert flow.inputs["identity"] == {
+        "type": "UserAssigned",
+        "userAssignedIdentities": [f"{NAME}-flowlog-identity-id"],
+    }
+    writer = run.one("azure-native:authorization:RoleAssignment", f"{NAME}-flowlog-writer")
+    assert writer.inputs["scope"] == f"{NAME}-flowlogs-id"
+    assert writer.inputs["roleDefinitionId"] == (
+        f"/subscriptions/{planning.SUBSCRIPTION_ID}/providers/Microsoft.Authorization"
+        "/roleDefinitions/ba92f5b4-2d11-453d-a403-e96b0029c9fe"
+    )
+    assert writer.inputs["principalType"] == "ServicePrincipal"
+    assert uuid.UUID(writer.inputs["principalId"])
+    assert identity.urn in writer.dependencies
+    assert writer.urn in flow.dependencies
 
 
 def test_object_store_account_is_private_and_keyless(dev: Run, prod: Run) -> None:
@@ -319,10 +354,10 @@ def test_lifecycle_deletes_previous_versions_after_spec_days(prod: Run) -> None:
 
 
 def test_blob_data_access_is_audited(dev: Run, prod: Run) -> None:
-    for run, days in ((dev, 30), (prod, 180)):  # dev asks 7: Log Analytics keeps at least 30
+    for run in (dev, prod):
         workspace = run.one("azure-native:operationalinsights:Workspace", f"{NAME}-audit")
         assert workspace.inputs["sku"] == {"name": "PerGB2018"}
-        assert workspace.inputs["retentionInDays"] == days
+        assert workspace.inputs["retentionInDays"] == run.spec.storage.access_log_retention_days
         assert workspace.inputs["publicNetworkAccessForIngestion"] == "Disabled"
         assert workspace.inputs["features"] == {"disableLocalAuth": True}
         setting = run.one("azure-native:monitor:DiagnosticSetting", f"{NAME}-audit-blob")
