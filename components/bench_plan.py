@@ -54,9 +54,10 @@ def main() -> None:
     commands = {
         # dir() forces each lazily registered module to actually load.
         "import floor": [
-            sys.executable, "-c",
+            sys.executable,
+            "-c",
             f"import importlib, pulumi; [dir(importlib.import_module(m)) for m in {modules!r}]",
-        ],  # fmt: skip
+        ],
         f"plan {args.stack}": [sys.executable, "-m", "components.cli", "plan", args.stack],
         "plan --all": [sys.executable, "-m", "components.cli", "plan", "--all"],
     }

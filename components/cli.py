@@ -45,8 +45,7 @@ def render(plan: Plan) -> str:
 
 def cmd_plan(args: argparse.Namespace) -> int:
     project = Project.find()
-    stacks = project.stacks() if args.all else [args.stack]
-    plans = [project.plan(stack) for stack in stacks]
+    plans = project.plan_all() if args.all else [project.plan(args.stack)]
     if args.json:
         body = [p.to_json() for p in plans]
         print(json.dumps(body if args.all else body[0], indent=2, default=str))

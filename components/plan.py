@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import contextvars
 import json
+import multiprocessing
 import runpy
 import uuid
 from collections import Counter
 from collections.abc import Callable, Mapping
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -294,6 +296,21 @@ class Project:
         values.update((yaml.safe_load(path.read_text()) or {}).get("config") or {})
         return {key: v if isinstance(v, str) else json.dumps(v) for key, v in values.items()}
 
+    def plan_all(self) -> list[Plan]:
+        """Plan every stack, one process per cloud, in stack order.
+
+        Importing a cloud's SDK is most of a plan's cost and each process pays it once
+        for all that cloud's stacks; the processes run side by side on the cores there are.
+        """
+        groups: dict[str, list[str]] = {}
+        for stack in self.stacks():
+            groups.setdefault(self.config(stack).get("gpuyard:cloud", ""), []).append(stack)
+        spawn = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=len(groups), mp_context=spawn) as pool:
+            done = pool.map(_plan_stacks, [(self.root, stacks) for stacks in groups.values()])
+            plans = {plan.stack: plan for group in done for plan in group}
+        return [plans[stack] for stack in self.stacks()]
+
     def plan(self, stack: str) -> Plan:
         program = str(self.root / "__main__.py")
         return record(
@@ -302,3 +319,9 @@ class Project:
             project=self.settings["name"],
             stack=stack,
         )
+
+
+def _plan_stacks(job: tuple[Path, list[str]]) -> list[Plan]:
+    root, stacks = job
+    project = Project(root)
+    return [project.plan(stack) for stack in stacks]
