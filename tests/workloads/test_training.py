@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -12,7 +13,7 @@ from pathlib import Path
 import fsspec
 import pytest
 
-from workloads import checkpoint
+from workloads import artifact, checkpoint
 from workloads.train import TrainConfig, lr_at, model_config, train
 
 SMALL = ["--block-size", "64", "--n-embd", "64", "--batch-size", "4", "--warmup", "5"]
@@ -166,3 +167,29 @@ def test_keeps_only_the_last_k_checkpoints(stdlib_data, tmp_path):
     train(cfg, small_config())
     assert sorted(p.name for p in ckpt.iterdir()) == ["latest", "step-000006", "step-000008"]
     assert (ckpt / "latest").read_text() == "step-000008"
+
+
+def test_two_process_fsdp2_learns_resumes_exactly_and_exports(stdlib_data, tmp_path):
+    common = [
+        "train", "--data", stdlib_data, *SMALL, "--steps", "20", "--log-every", "5",
+        "--eval-every", "0", "--ckpt-every", "10", "--parallel", "fsdp",
+    ]  # fmt: skip
+    whole = run(*common, "--ckpt", (tmp_path / "whole").as_uri(), nproc=2)
+    assert whole.returncode == 0, whole.stderr
+    whole_losses = losses(whole.stdout)
+    assert whole_losses[20] < whole_losses[5] - 0.3
+
+    # A copy of the run as if it had died after its step-10 checkpoint.
+    shutil.copytree(tmp_path / "whole", tmp_path / "cut")
+    shutil.rmtree(tmp_path / "cut" / "step-000020")
+    ckpt = (tmp_path / "cut").as_uri()
+    second = run(*common, "--ckpt", ckpt, "--resume", nproc=2)
+    assert second.returncode == 0, second.stderr
+    assert losses(second.stdout) == {s: v for s, v in whole_losses.items() if s > 10}
+
+    out = (tmp_path / "model").as_uri()
+    exported = run("export", "--ckpt", ckpt, "--out", out)
+    assert exported.returncode == 0, exported.stderr
+    model, config = artifact.load(tmp_path / "model")
+    assert config["step"] == 20 and config["run"]["parallel"] == "fsdp"
+    assert model.config == small_config()
