@@ -145,3 +145,16 @@ def test_unknown_stack_names_the_ones_that_exist(capsys):
     assert main(["plan", "staging-aws"]) == 2
     err = capsys.readouterr().err
     assert "no stack file" in err and "dev-aws, dev-azure" in err
+
+
+def test_project_file_declares_every_scalar_key_the_way_pulumi_accepts():
+    declared = PROJECT.settings["config"]
+    scalar = {"cloud", "region", "environment", "project"}
+    assert set(declared) == scalar
+    for key, declaration in declared.items():
+        # Pulumi's project schema: a declaration needs a type, one of these four.
+        assert declaration["type"] in {"string", "integer", "boolean", "array"}, key
+        assert declaration["description"], key
+        assert set(declaration) <= {"type", "items", "description", "secret", "default"}, key
+    assert PROJECT.settings["stackConfigDir"] == "stacks"
+    assert PROJECT.settings["runtime"]["options"]["virtualenv"] == ".venv"
