@@ -5,18 +5,28 @@ all validate against this module. It is plain data: no Pulumi import, no network
 
 Prices are on-demand Linux list prices in USD per hour, in ``PRICE_REGION[cloud]``:
 
-- aws, us-east-1: G-family figures from the SkyPilot catalog snapshot of the AWS Price
-  List API (skypilot-org/skypilot-catalog, catalogs/v7/aws/vms.csv); P-family figures are
-  the rates after AWS's June 2025 P4/P5 on-demand reduction, cross-checked against a
-  p5en.48xlarge us-east-1 quote of $63.296/h taken 2026-08-06 (dstack PR #4110).
-- gcp, us-central1: the machine-type price is host (vCPU + memory, from the SkyPilot
-  snapshot catalogs/v7/gcp/vms.csv) plus the attached GPUs at Compute Engine's GPU list
-  price; the arithmetic is kept per entry so a re-price touches one number.
-- azure, eastus: Azure retail (pay-as-you-go, Linux) list prices.
+- aws, us-east-1: every figure (G and P families, post-June-2025 P4/P5 reduction
+  included) was checked on 2026-11-23 against the instances.vantage.sh extract in
+  github.com/tsaol/aws-gpu, data/{p5,p5en,p4d,p4de,g6e,g6,g5,g4dn}_instances.js
+  ("Last updated: 2026-08-26"); p5en.48xlarge also matches the $63.296/h us-east-1
+  quote of 2026-08-06 in dstack PR #4110. GPU count, vCPUs and memory come from the
+  same files (g4dn.12xlarge also cross-checked in the SkyPilot catalog snapshot
+  skypilot-org/skypilot-catalog, catalogs/v8/aws/vms.csv).
+- gcp, us-central1: the machine-type price is host (vCPU + memory) plus the attached
+  GPUs at Compute Engine's GPU list price. The A2/A3 host figures and the A2/A3 shape
+  sizes were checked against the SkyPilot snapshot catalogs/v8/gcp/vms.csv (undated
+  snapshot, read 2026-11-23). The per-GPU rates, the a3-highgpu-8g total, the G2 totals
+  and the N1 host rate were NOT re-checked against a dated source this session: they
+  are the compiler's figures, kept as estimates (see the per-entry comments).
+- azure, eastus: Azure retail (pay-as-you-go, Linux) list prices. Sizes (vCPUs, GiB,
+  GPUs) were checked against Microsoft's docs (MicrosoftDocs/azure-docs size includes)
+  and the AKS VM-size table in microsoft/aspire (AksNodeVmSizes.cs); the prices were
+  NOT re-checked against a dated source this session and are estimates.
 
-``PRICES_AS_OF`` is the date this table was compiled (2026-11-23). An entry whose price
-could not be confirmed from a dated source carries a comment that says so; treat those
-as estimates for planning, never for billing.
+``PRICES_AS_OF`` is the date this table was compiled and checked (2026-11-23); the
+source dates above are older than that. An entry whose price could not be confirmed
+from a dated source carries a comment that says so; treat those as estimates for
+planning, never for billing.
 """
 
 from __future__ import annotations
@@ -102,6 +112,10 @@ class Shape:
         return self.price_per_hour / self.gpu_count
 
 
+# Memory and dense bf16 figures are NVIDIA datasheet values (with-sparsity figure / 2:
+# H100 SXM 1979, H200 1979, H100 NVL 1671, A100 624, L40S 733 (362.05 dense is quoted),
+# L4 242, A10 250). They were not re-read from the NVIDIA PDFs this session: the searches
+# only surfaced third-party spec pages, which disagree with each other.
 ACCELERATORS: dict[str, Accelerator] = {
     a.name: a
     for a in (
@@ -114,8 +128,9 @@ ACCELERATORS: dict[str, Accelerator] = {
         Accelerator("a100-40gb", 40, 312.0, "NVIDIA A100 40 GB HBM2"),
         Accelerator("l40s", 48, 362.05, "NVIDIA L40S 48 GB GDDR6"),
         Accelerator("l4", 24, 121.0, "NVIDIA L4 24 GB GDDR6"),
-        # NVIDIA publishes no A10G datasheet; this is the A10's dense bf16 figure, which
-        # AWS's G5 material quotes for the part. Treat MFU on a10g as approximate.
+        # NVIDIA publishes no A10G datasheet; this is the A10's dense bf16 figure reused
+        # (no AWS or NVIDIA source for the A10G's own figure was found this session).
+        # Treat MFU on a10g as approximate.
         Accelerator("a10g", 24, 125.0, "NVIDIA A10G 24 GB GDDR6 (AWS-only A10 variant)"),
         Accelerator("a10", 24, 125.0, "NVIDIA A10 24 GB GDDR6"),
         # Turing has fp16 tensor cores (65 TFLOPS) but no bf16: 0.0 keeps MFU honest.
@@ -126,6 +141,11 @@ ACCELERATORS: dict[str, Accelerator] = {
 
 
 # Zone letters on AWS are mapped per account; the tuples give the names most accounts see.
+# Checked 2026-11-23 against AZ IDs / zone names in the SkyPilot catalog snapshots
+# (catalogs/v8/aws/vms.csv, catalogs/v8/gcp/vms.csv): us-east-1 use1-az1..az6,
+# us-west-1 usw1-az1 and az3 only, us-central1 a/b/c/f, europe-west4 a/b/c,
+# us-east1 b/c/d, europe-west1 b/c/d, us-east4 a/b/c. The other regions' zone lists, and
+# which Azure regions have availability zones, were not re-checked this session.
 REGIONS: dict[str, dict[str, tuple[str, ...]]] = {
     "aws": {
         "us-east-1": tuple(f"us-east-1{z}" for z in "abcdef"),
@@ -200,10 +220,14 @@ REGIONS: dict[str, dict[str, tuple[str, ...]]] = {
 
 
 NAT_GATEWAY_PRICE_PER_HOUR: dict[str, float] = {
+    # AWS NAT gateway, us-east-1: not re-checked against a dated source this session.
     "aws": 0.045,
     # Cloud NAT bills $0.0014 per VM-hour, capped at $0.044 per gateway-hour from 32 VMs
     # up; a GPU cluster's node count varies, so the cap is the conservative figure.
+    # Confirmed on cloud.google.com/nat/pricing (read 2026-11-23), which also bills
+    # $0.005/h per NAT IP address, not included here.
     "gcp": 0.044,
+    # Azure NAT gateway: not re-checked against a dated source this session.
     "azure": 0.045,
 }
 """Hourly charge of one NAT gateway in ``PRICE_REGION``. Each cloud also bills data
@@ -282,15 +306,15 @@ def _aws(
 
 
 _AWS_SHAPES: tuple[Shape, ...] = (
-    # Pre-June-2025 list was $98.32; AWS cut P5 on-demand by ~44% (to $55.04). The
-    # post-cut figure is not in the snapshot: it follows AWS's announced reduction.
+    # All AWS rows: price, GPUs, vCPUs, GiB and regions checked against the vantage
+    # extract dated 2026-08-26 (see the module docstring).
+    # Pre-June-2025 list was $98.32; AWS cut P5 on-demand by ~44% to $55.04.
     _aws("p5.48xlarge", "h100", 8, 192, 2048, 55.04, _AWS_P5),
-    # Snapshot said $84.80 before the cut; $63.296 is the 2026-08-06 us-east-1 quote.
+    # $84.80 before the cut; $63.296 in the 2026-08-26 extract and the 2026-08-06 quote.
     _aws("p5en.48xlarge", "h200", 8, 192, 2048, 63.296, _AWS_P5EN),
-    # Post-cut figures (snapshot pre-cut: p4d $32.7726, p4de $40.96575); not re-quoted
-    # in a dated source this session: estimate within a few percent.
-    _aws("p4d.24xlarge", "a100-40gb", 8, 96, 1152, 21.96, _AWS_P4D),
-    _aws("p4de.24xlarge", "a100-80gb", 8, 96, 1152, 27.447, _AWS_P4DE),
+    # Post-cut figures (pre-cut: p4d $32.7726, p4de $40.96575), 2026-08-26 extract.
+    _aws("p4d.24xlarge", "a100-40gb", 8, 96, 1152, 21.957642, _AWS_P4D),
+    _aws("p4de.24xlarge", "a100-80gb", 8, 96, 1152, 27.44705, _AWS_P4DE),
     _aws("g6e.xlarge", "l40s", 1, 4, 32, 1.861, _AWS_G6E),
     _aws("g6e.2xlarge", "l40s", 1, 8, 64, 2.24208, _AWS_G6E),
     _aws("g6e.4xlarge", "l40s", 1, 16, 128, 3.00424, _AWS_G6E),
@@ -326,6 +350,10 @@ _AWS_SHAPES: tuple[Shape, ...] = (
 
 
 # GCP: machine price = host (snapshot) + GPUs; these are the us-central1 GPU list prices.
+# The host halves (a2-highgpu 0.73948/1.47895/2.95791/5.91582, a2-ultragpu 1.09962/
+# 2.19924/4.39849/8.79698, a3-highgpu 1.18251/2.36502/4.73003/9.46006) match the SkyPilot
+# snapshot catalogs/v8/gcp/vms.csv. The GPU rates below were not found in a dated source
+# this session (the snapshot's per-GPU rows were not reached): estimates.
 _GCP_A100_40 = 2.933908
 _GCP_A100_80 = 3.969178  # a2-ultragpu-1g list $5.06879789 minus its $1.09962 host
 _GCP_T4 = 0.35
@@ -370,7 +398,8 @@ _GCP_T4_REGIONS = frozenset(
         "asia-southeast1",
     }
 )
-# a3-highgpu-8g lists at $88.253718; the smaller A3 sizes split the same GPU rate
+# a3-highgpu-8g lists at $88.253718 (total not re-checked this session: estimate; its
+# $9.46006 host half is confirmed); the smaller A3 sizes split the same GPU rate
 # ((88.253718 - 9.46006 host) / 8 = 9.849207 per H100) over their snapshot host price.
 _GCP_H100 = (88.253718 - 9.46006) / 8
 
@@ -387,7 +416,9 @@ _GCP_SHAPES: tuple[Shape, ...] = (
     _gcp("a3-highgpu-4g", "h100", 4, 104, 936, 4.73003 + 4 * _GCP_H100, _GCP_A3_HIGH),
     _gcp("a3-highgpu-8g", "h100", 8, 208, 1872, 88.253718, _GCP_A3_HIGH),
     # The A3 Mega list price was not found in a dated source this session; this is the
-    # a3-highgpu-8g price as a floor (Mega hosts cost ~5% more per vCPU on the Spot sheet).
+    # a3-highgpu-8g price as an estimate. (The SkyPilot v8 snapshot lists the same host
+    # price, $9.46006 in us-central1, for a3-megagpu-8g and a3-highgpu-8g; the Mega GPU
+    # rate is the unverified part.)
     _gcp("a3-megagpu-8g", "h100", 8, 208, 1872, 88.253718, _GCP_A3_MEGA),
     _gcp("a2-ultragpu-1g", "a100-80gb", 1, 12, 170, 1.09962 + _GCP_A100_80, _GCP_A2_ULTRA),
     _gcp("a2-ultragpu-2g", "a100-80gb", 2, 24, 340, 2.19924 + 2 * _GCP_A100_80, _GCP_A2_ULTRA),
@@ -398,6 +429,7 @@ _GCP_SHAPES: tuple[Shape, ...] = (
     _gcp("a2-highgpu-4g", "a100-40gb", 4, 48, 340, 2.95791 + 4 * _GCP_A100_40, _GCP_A2_HIGH),
     _gcp("a2-highgpu-8g", "a100-40gb", 8, 96, 680, 5.91582 + 8 * _GCP_A100_40, _GCP_A2_HIGH),
     # G2 prices are whole-machine list prices (the L4 is bundled, not billed apart).
+    # Sizes are GCP's documented G2 shapes; prices not re-checked this session: estimates.
     _gcp("g2-standard-4", "l4", 1, 4, 16, 0.70683228, _GCP_G2),
     _gcp("g2-standard-8", "l4", 1, 8, 32, 0.85362431, _GCP_G2),
     _gcp("g2-standard-12", "l4", 1, 12, 48, 1.00041635, _GCP_G2),
@@ -406,7 +438,8 @@ _GCP_SHAPES: tuple[Shape, ...] = (
     _gcp("g2-standard-24", "l4", 2, 24, 96, 2.0008327, _GCP_G2),
     _gcp("g2-standard-48", "l4", 4, 48, 192, 4.00166539, _GCP_G2),
     _gcp("g2-standard-96", "l4", 8, 96, 384, 8.00333078, _GCP_G2),
-    # n1-standard-N lists at $0.0474995 per vCPU-equivalent ($0.189999 for 4 vCPUs).
+    # n1-standard-N lists at $0.0474995 per vCPU-equivalent ($0.189999 for 4 vCPUs);
+    # N1 host and T4 rates not re-checked this session: estimates.
     _gcp("n1-standard-4+1xnvidia-tesla-t4", "t4", 1, 4, 15, 0.189999 + _GCP_T4, _GCP_T4_REGIONS),
     _gcp("n1-standard-8+1xnvidia-tesla-t4", "t4", 1, 8, 30, 0.379998 + _GCP_T4, _GCP_T4_REGIONS),
     _gcp(
@@ -453,6 +486,11 @@ def _azure(
 
 # Azure has no L4 or L40S VM size and no A10G (that part is AWS-only); its A10 sizes use
 # the full A10, hence the separate "a10" key.
+# vCPUs / GiB / GPU count of every size below match Microsoft's size docs and the AKS
+# size table in microsoft/aspire (AksNodeVmSizes.cs). ND96amsr_A100_v4: the docs say
+# 1900 GiB, the Aspire table (from the SKU API) says 1800 GB; 1900 is kept.
+# PRICES: none of the eastus prices below was re-checked against a dated source this
+# session; they are the compiler's pay-as-you-go figures, i.e. estimates.
 _AZURE_SHAPES: tuple[Shape, ...] = (
     _azure("Standard_ND96isr_H100_v5", "h100", 8, 96, 1900, 98.32, _AZ_ND_H100),
     _azure("Standard_NC40ads_H100_v5", "h100-nvl", 1, 40, 320, 6.98, _AZ_NC_H100),
@@ -462,7 +500,6 @@ _AZURE_SHAPES: tuple[Shape, ...] = (
     _azure("Standard_NC24ads_A100_v4", "a100-80gb", 1, 24, 220, 3.673, _AZ_NC_A100),
     _azure("Standard_NC48ads_A100_v4", "a100-80gb", 2, 48, 440, 7.346, _AZ_NC_A100),
     _azure("Standard_NC96ads_A100_v4", "a100-80gb", 4, 96, 880, 14.692, _AZ_NC_A100),
-    # NV A10 v5 prices are not confirmed from a dated source this session: estimates.
     _azure("Standard_NV36ads_A10_v5", "a10", 1, 36, 440, 3.20, _AZ_NV_A10),
     _azure("Standard_NV72ads_A10_v5", "a10", 2, 72, 880, 6.52, _AZ_NV_A10),
     _azure("Standard_NC4as_T4_v3", "t4", 1, 4, 28, 0.526, _AZ_NC_T4),

@@ -272,7 +272,14 @@ class LocalRun:
         import httpx
 
         url = self.summary.server_url
-        instance = {"max_new_tokens": self.options.max_new_tokens, "temperature": 0}
+        # Sampled, with a fixed seed: reproducible, and livelier than greedy decoding of
+        # a model this small, which mostly continues with indentation.
+        instance = {
+            "max_new_tokens": self.options.max_new_tokens,
+            "temperature": 0.8,
+            "top_k": 50,
+            "seed": 1,
+        }
         routes = {
             "SageMaker /invocations": (
                 "/invocations",
@@ -401,9 +408,9 @@ def render(summary: Summary) -> str:
         f"  server       {summary.server_url}",
         f"  loss curve   {summary.loss_png}",
         f"  reused       {', '.join(summary.reused) or 'nothing (fresh run)'}",
-        "  completions (greedy):",
+        "  completions (temperature 0.8, top-k 50, seed 1):",
     ]
     for contract, text in summary.completions.items():
-        shown = text.replace("\n", "\\n")[:60]
+        shown = text[:60]
         lines.append(f"    {contract:<36} {summary.latency_ms[contract]:7.1f} ms  {shown!r}")
     return "\n".join(lines)

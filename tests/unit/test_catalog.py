@@ -60,6 +60,23 @@ KNOWN_GPU_COUNTS = {
     ("azure", "Standard_NC64as_T4_v3"): 4,
 }
 
+# (vCPUs, host GiB) checked against the providers' published sizes (see catalog.py).
+KNOWN_HOST_SIZES = {
+    ("aws", "p5.48xlarge"): (192, 2048),
+    ("aws", "p4d.24xlarge"): (96, 1152),
+    ("aws", "g6e.12xlarge"): (48, 384),
+    ("aws", "g5.xlarge"): (4, 16),
+    ("aws", "g4dn.metal"): (96, 384),
+    ("gcp", "a3-highgpu-8g"): (208, 1872),
+    ("gcp", "a2-ultragpu-1g"): (12, 170),
+    ("gcp", "a2-highgpu-8g"): (96, 680),
+    ("azure", "Standard_ND96isr_H100_v5"): (96, 1900),
+    ("azure", "Standard_ND96asr_v4"): (96, 900),
+    ("azure", "Standard_NC40ads_H100_v5"): (40, 320),
+    ("azure", "Standard_NV36ads_A10_v5"): (36, 440),
+    ("azure", "Standard_NC4as_T4_v3"): (4, 28),
+}
+
 # USD per GPU-hour: wide enough for big-CPU single-GPU sizes, narrow enough to catch a
 # misplaced decimal point or a whole-instance price typed into a per-GPU slot.
 PER_GPU_BAND = {
@@ -120,6 +137,12 @@ def test_shape_is_internally_consistent(shape):
 @pytest.mark.parametrize("key", sorted(KNOWN_GPU_COUNTS), ids=lambda k: f"{k[0]}:{k[1]}")
 def test_known_family_gpu_counts(key):
     assert catalog.shape(*key).gpu_count == KNOWN_GPU_COUNTS[key]
+
+
+@pytest.mark.parametrize("key", sorted(KNOWN_HOST_SIZES), ids=lambda k: f"{k[0]}:{k[1]}")
+def test_known_host_sizes(key):
+    s = catalog.shape(*key)
+    assert (s.vcpus, s.memory_gib) == KNOWN_HOST_SIZES[key]
 
 
 def test_shapes_are_frozen():
