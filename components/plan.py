@@ -7,6 +7,7 @@ with plausible ids and outputs. The same recorder backs the component unit tests
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import json
 import multiprocessing
@@ -193,9 +194,17 @@ def record(
 ) -> Plan:
     """Run ``program`` under recording mocks with ``config`` (``gpuyard:key`` → JSON text)."""
     plan = Plan(stack=stack)
-    # A fresh context gives every run its own root stack and config, so one process
-    # can plan many stacks (the SDK keeps both in context variables).
-    contextvars.Context().run(_run, plan, program, dict(config or {}), project, stack)
+    # The SDK drives its RPCs on the thread's current event loop; a loop of our own
+    # means an earlier asyncio.run() (which leaves none set) cannot break a plan.
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        # A fresh context gives every run its own root stack and config, so one process
+        # can plan many stacks (the SDK keeps both in context variables).
+        contextvars.Context().run(_run, plan, program, dict(config or {}), project, stack)
+    finally:
+        asyncio.set_event_loop(None)
+        loop.close()
     # Registrations complete in whatever order the event loop runs them; sorting
     # makes two plans of the same program diff cleanly.
     plan.resources.sort(key=lambda r: r.urn)
