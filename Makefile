@@ -32,5 +32,11 @@ lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
+# Each prints a table that docs/benchmarks.md records with machine and date.
+bench: install
+	$(PY) -m components.bench_plan
+	$(PY) -m workloads.bench_train
+	$(PY) -m workloads.bench_serve
+
 clean:
 	rm -rf $(VENV) node_modules .gpuyard .pytest_cache .hypothesis
