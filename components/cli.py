@@ -7,11 +7,15 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from components import catalog
+from components.errors import UserError
 from components.local import LocalOptions
-from components.plan import Plan, Project, ProjectError
-from components.spec import SpecError
+from components.project import Project
+
+if TYPE_CHECKING:
+    from components.plan import Plan
 
 
 def render(plan: Plan) -> str:
@@ -111,7 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return args.func(args)
-    except (SpecError, ProjectError) as exc:
+    except UserError as exc:
         print(f"gpuyard {args.command}: {exc}", file=sys.stderr)
         return 2
 

@@ -19,6 +19,7 @@ import pulumi
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from components import catalog
+from components.errors import UserError
 
 NAMESPACE = "gpuyard"
 PRODUCTION = "prod"
@@ -28,7 +29,7 @@ MIN_SUBNET_PREFIX = 24
 """Smallest subnet gpuyard lays out: a /24 leaves room for GPU nodes and their pods."""
 
 
-class SpecError(pulumi.RunError, ValueError):
+class SpecError(pulumi.RunError, UserError, ValueError):
     """A stack file is invalid; the message names the key, the value and what is accepted.
 
     A ``RunError``, so ``pulumi up`` prints the message alone, without a traceback.

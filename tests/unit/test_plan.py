@@ -10,7 +10,7 @@ import pytest
 
 from components import catalog
 from components.cli import main
-from components.plan import Project
+from components.project import Project
 
 ROOT = Path(__file__).resolve().parents[2]
 PROJECT = Project(ROOT)
