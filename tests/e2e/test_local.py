@@ -112,3 +112,15 @@ def test_killed_server_names_the_stage_and_leaves_no_process(tmp_path):
     assert proc.returncode == 1
     assert "gpuyard local: stage 'serve' failed: server exited -9 while serving" in err
     assert processes_mentioning(str(workdir)) == []
+
+
+def test_s3_store_runs_the_loop_over_the_real_protocol(tmp_path):
+    workdir = tmp_path / "work"
+    done, _ = gpuyard_local(workdir, "--store", "s3")
+    assert done.returncode == 0, done.stderr
+    assert "checkpoints  s3://gpuyard/checkpoints/tiny" in done.stdout
+    assert "model        s3://gpuyard/models/tiny" in done.stdout
+    for contract in CONTRACTS:
+        assert contract in done.stdout
+    assert not (workdir / "store").exists(), "nothing went to the local directory store"
+    assert processes_mentioning(str(workdir)) == [], "server and S3 server are stopped"
