@@ -27,6 +27,17 @@ FLOW_LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365)
 """Retention periods CloudWatch Logs accepts that Azure flow logs (at most 365) allow too."""
 MIN_SUBNET_PREFIX = 24
 """Smallest subnet gpuyard lays out: a /24 leaves room for GPU nodes and their pods."""
+PRIVATE_RANGES = tuple(
+    ipaddress.IPv4Network(r)
+    for r in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10")
+)
+"""RFC 1918 ranges, plus RFC 6598 shared space that clusters commonly give pods."""
+MAX_TAGS = 40
+"""Tags a stack may set: every cloud allows 50 per resource, and gpuyard adds its own."""
+MAX_ZONES = 6
+"""Most zones a region offers (us-east-1 has six); each gets a fixed private and public block."""
+SUBNET_BLOCKS = 16
+"""Equal blocks the network range is cut into: 6 private, 6 public, 4 regional."""
 
 
 class SpecError(pulumi.RunError, UserError, ValueError):
@@ -64,8 +75,8 @@ class NetworkSpec(_Spec):
     @field_validator("cidr", "pods_cidr", "services_cidr")
     @classmethod
     def _private(cls, value: ipaddress.IPv4Network) -> ipaddress.IPv4Network:
-        if not value.is_private:
-            raise ValueError("expected a private (RFC 1918) range such as 10.0.0.0/16")
+        if not any(value.subnet_of(block) for block in PRIVATE_RANGES):
+            raise ValueError(f"expected a range inside {', '.join(map(str, PRIVATE_RANGES))}")
         return value
 
     @field_validator("flow_log_retention_days")
@@ -101,17 +112,6 @@ class NetworkSpec(_Spec):
                     )
         return self
 
-    def subnets(self) -> list[tuple[str, str, str]]:
-        """``(zone, private_cidr, public_cidr)`` per zone; the layout every cloud shares.
-
-        The range is cut into equal blocks, private subnets first, so adding a zone
-        later never renumbers an existing subnet as long as the block size holds.
-        """
-        zones = list(self.zones)
-        prefix = self.cidr.prefixlen + math.ceil(math.log2(2 * len(zones)))
-        blocks = list(self.cidr.subnets(new_prefix=prefix))
-        return [(zone, str(blocks[i]), str(blocks[len(zones) + i])) for i, zone in enumerate(zones)]
-
 
 class StorageSpec(_Spec):
     """The bucket (container) that holds datasets, checkpoints and models."""
@@ -133,9 +133,9 @@ PLAIN_KEY = re.compile(r"^[\w:/@+=-]+$")
 ENVIRONMENT = re.compile(r"^[a-z][a-z0-9-]{1,15}$")
 GCP_PROJECT = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
 TAG_KEY = {
-    "aws": re.compile(r"^(?!aws:)[\w .:/=+\-@]{1,128}$"),
+    "aws": re.compile(r"^(?!aws:)[\w .:/=+\-@]{1,128}$", re.IGNORECASE),
     "gcp": re.compile(r"^[a-z][a-z0-9_-]{0,62}$"),
-    "azure": re.compile(r"^[^<>%&\\?/]{1,512}$"),
+    "azure": re.compile(r"^[^<>%&\\?/]{1,128}$"),
 }
 TAG_VALUE = {
     "aws": re.compile(r"^[\w .:/=+\-@]{0,256}$"),
@@ -145,7 +145,7 @@ TAG_VALUE = {
 TAG_RULE = {
     "aws": "up to 128 letters, digits, spaces and _.:/=+-@, not starting with 'aws:'",
     "gcp": "lowercase letters, digits, _ and -, starting with a letter, at most 63 characters",
-    "azure": "1-512 characters without <>%&\\?/",
+    "azure": "keys of 1-128 and values of up to 256 characters, without <>%&\\?/ in keys",
 }
 
 
@@ -187,6 +187,7 @@ class PlatformSpec(_Spec):
 
     @property
     def production(self) -> bool:
+        """Whether this is a production stack, which gets production defaults."""
         return self.environment == PRODUCTION
 
     @property
@@ -209,6 +210,8 @@ class PlatformSpec(_Spec):
             raise _KeyError(
                 "project", self.project, f"no value: project applies to gcp only, not {self.cloud}"
             )
+        if len(self.tags) > MAX_TAGS:
+            raise _KeyError("tags", f"{len(self.tags)} tags", f"at most {MAX_TAGS} tags")
         for key, value in self.tags.items():
             if not (TAG_KEY[self.cloud].match(key) and TAG_VALUE[self.cloud].match(value)):
                 raise _KeyError(
@@ -251,15 +254,38 @@ class PlatformSpec(_Spec):
         return self.network
 
     def _check_cidr_room(self) -> None:
-        count = len(self.network.zones)
-        needed = MIN_SUBNET_PREFIX - math.ceil(math.log2(2 * count))
-        if self.network.cidr.prefixlen > needed:
+        largest = MIN_SUBNET_PREFIX - math.ceil(math.log2(SUBNET_BLOCKS))
+        if self.network.cidr.prefixlen > largest:
             raise _KeyError(
                 "network.cidr",
                 str(self.network.cidr),
-                f"a /{needed} or larger: {count} zones need a private and a public "
-                f"/{MIN_SUBNET_PREFIX} each",
+                f"a /{largest} or larger: it is cut into {SUBNET_BLOCKS} subnets of at least "
+                f"/{MIN_SUBNET_PREFIX}",
             )
+
+    def _blocks(self) -> list[ipaddress.IPv4Network]:
+        prefix = self.network.cidr.prefixlen + math.ceil(math.log2(SUBNET_BLOCKS))
+        return list(self.network.cidr.subnets(new_prefix=prefix))
+
+    def subnets(self) -> list[tuple[str, str, str]]:
+        """``(zone, private_cidr, public_cidr)`` per configured zone: the zonal layout.
+
+        The network range is cut into SUBNET_BLOCKS equal blocks. A zone's blocks follow
+        from its place among the region's zones (private ``i``, public ``MAX_ZONES + i``),
+        never from its place in the stack file, so reordering, adding or removing zones
+        never renumbers another zone's subnets.
+        """
+        region_zones = catalog.zones(self.cloud, self.region)
+        blocks = self._blocks()
+        return [
+            (zone, str(blocks[i]), str(blocks[MAX_ZONES + i]))
+            for zone in self.network.zones
+            for i in [region_zones.index(zone)]
+        ]
+
+    def regional_subnets(self) -> tuple[str, ...]:
+        """The blocks reserved for subnets that span every zone (Azure's are regional)."""
+        return tuple(str(b) for b in self._blocks()[2 * MAX_ZONES :])
 
 
 class _KeyError(ValueError):
@@ -276,13 +302,22 @@ def key_path(*parts: str) -> str:
     return ".".join(p if PLAIN_KEY.match(p) else json.dumps(p) for p in parts)
 
 
+def _shown(value: Any) -> str:
+    text = json.dumps(value, default=str)
+    return text if len(text) <= MAX_SHOWN else f"{text[:MAX_SHOWN]}... ({len(text)} characters)"
+
+
 def _message(path: str, value: Any, accepted: str) -> str:
-    shown = "missing" if value is None else f"got {json.dumps(value, default=str)}"
+    shown = "missing" if value is None else f"got {_shown(value)}"
     return f"{NAMESPACE}:{path}: {shown}; expected {accepted}"
 
 
+MAX_SHOWN = 120
+"""Longest bad value quoted in an error message, so one line stays one readable line."""
 UNION_TAGS = {"tuple[str, ...]", "int", "str"}
 """Names pydantic adds to an error's location for the member of a union it tried."""
+UNIONS = {"zones", "project"}
+"""The keys whose type is a union, after which those names appear."""
 
 
 def _error_from(exc: ValidationError) -> SpecError:
@@ -294,16 +329,17 @@ def _error_from(exc: ValidationError) -> SpecError:
     if err["type"] == "extra_forbidden":
         key, keys = key_path(*loc), ", ".join(_model_at(loc[:-1]).model_fields)
         return SpecError(f"{NAMESPACE}:{key}: unknown key; expected one of the keys {keys}")
-    loc = [p for p in loc if p not in UNION_TAGS]
+    loc = [p for i, p in enumerate(loc) if not (p in UNION_TAGS and i and loc[i - 1] in UNIONS)]
+    reason = err["msg"].removeprefix("Value error, ")
+    if not loc:
+        return SpecError(f"{NAMESPACE}: the stack config cannot be read: {reason}")
     path = key_path(*loc)
     if err["type"] == "missing":
         field = _model_at(loc[:-1]).model_fields[loc[-1]]
         return SpecError(f"{NAMESPACE}:{path}: missing; required: {_summary(field.description)}")
-    reason = err["msg"].removeprefix("Value error, ")
     if not reason.startswith("expected"):
         reason = "expected " + re.sub(r"^Input (should be|is not) ", "", reason)
-    value = json.dumps(err.get("input"), default=str)
-    return SpecError(f"{NAMESPACE}:{path}: got {value}; {reason}")
+    return SpecError(f"{NAMESPACE}:{path}: got {_shown(err.get('input'))}; {reason}")
 
 
 def _model_at(loc: list[str]) -> type[BaseModel]:
@@ -314,13 +350,17 @@ def _model_at(loc: list[str]) -> type[BaseModel]:
 
 
 def _summary(description: str | None) -> str:
-    return (description or "").split("\n")[0].rstrip(".").lower()
+    return (description or "").split("\n")[0].rstrip(".").replace("``", "").lower()
 
 
 def parse(raw: Mapping[str, Any]) -> PlatformSpec:
     """Validate a mapping of key → value (keys without the ``gpuyard:`` prefix)."""
     try:
-        return PlatformSpec.model_validate_json(json.dumps(dict(raw), default=str))
+        text = json.dumps(dict(raw), default=str)
+    except (ValueError, RecursionError) as exc:
+        raise SpecError(f"{NAMESPACE}: the stack config cannot be read as data: {exc}") from None
+    try:
+        return PlatformSpec.model_validate_json(text)
     except ValidationError as exc:
         raise _error_from(exc) from None
 
@@ -342,7 +382,9 @@ def _decode(text: Any) -> Any:
         return text
     try:
         return json.loads(text)
-    except json.JSONDecodeError:
+    # Not JSON (a plain string), or JSON beyond what the parser takes (huge integers,
+    # deep nesting): validation then reports it against the key it was given for.
+    except (ValueError, RecursionError):
         return text
 
 

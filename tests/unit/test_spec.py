@@ -1,5 +1,6 @@
 """The stack spec: valid stacks load, invalid ones fail with one exact, actionable message."""
 
+import ipaddress
 import json
 
 import pytest
@@ -31,7 +32,8 @@ VALID = [
         with_(BASE, network={"zones": ["us-east-1f", "us-east-1c"]}),
         {"zones": ("us-east-1f", "us-east-1c")},
     ),
-    (with_(BASE, network={"cidr": "172.16.0.0/22", "zones": 2}), {"cidr": "172.16.0.0/22"}),
+    (with_(BASE, network={"cidr": "172.16.0.0/20", "zones": 2}), {"cidr": "172.16.0.0/20"}),
+    (with_(BASE, network={"cidr": "100.64.0.0/16"}), {"cidr": "100.64.0.0/16"}),
     (with_(BASE, tags={"team": "ml", "cost-center": "A/B 1"}), {}),
     (GCP, {"zones": ("us-central1-a", "us-central1-b")}),
     (with_(GCP, tags={"team": "ml-platform"}), {}),
@@ -83,16 +85,36 @@ INVALID = [
         "gpuyard:network.zone: unknown key; expected one of the keys cidr, zones, pods_cidr, services_cidr, flow_log_retention_days",
     ),
     (
-        with_(BASE, network={"cidr": "10.0.0.0/23", "zones": 3}),
-        'gpuyard:network.cidr: got "10.0.0.0/23"; expected a /21 or larger: 3 zones need a private and a public /24 each',
-    ),
-    (
-        with_(BASE, network={"cidr": "10.0.0.0/24", "zones": 1}),
-        'gpuyard:network.cidr: got "10.0.0.0/24"; expected a /23 or larger: 1 zones need a private and a public /24 each',
+        with_(BASE, network={"cidr": "10.0.0.0/21", "zones": 1}),
+        'gpuyard:network.cidr: got "10.0.0.0/21"; expected a /20 or larger: it is cut into 16 subnets of at least /24',
     ),
     (
         with_(BASE, network={"cidr": "8.8.0.0/16"}),
-        'gpuyard:network.cidr: got "8.8.0.0/16"; expected a private (RFC 1918) range such as 10.0.0.0/16',
+        'gpuyard:network.cidr: got "8.8.0.0/16"; expected a range inside 10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16, 100.64.0.0/10',
+    ),
+    (
+        with_(BASE, network={"cidr": "169.254.0.0/16"}),
+        'gpuyard:network.cidr: got "169.254.0.0/16"; expected a range inside 10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16, 100.64.0.0/10',
+    ),
+    (
+        with_(BASE, network={"zones": "2"}),
+        'gpuyard:network.zones: got "2"; expected a valid array',
+    ),
+    (
+        with_(BASE, tags={"int": 5}),
+        "gpuyard:tags.int: got 5; expected a valid string",
+    ),
+    (
+        with_(BASE, tags={"AWS:owner": "me"}),
+        "gpuyard:tags.AWS:owner: got \"me\"; expected aws tag keys and values of up to 128 letters, digits, spaces and _.:/=+-@, not starting with 'aws:'",
+    ),
+    (
+        with_(BASE, tags={f"k{i}": "v" for i in range(41)}),
+        'gpuyard:tags: got "41 tags"; expected at most 40 tags',
+    ),
+    (
+        {**BASE, "region": None},
+        "gpuyard:region: missing; required: the cloud's region, e.g. us-east-1, us-central1, eastus",
     ),
     (
         with_(BASE, network={"cidr": "10.0.0.0/33"}),
@@ -197,11 +219,41 @@ def test_config_values_as_pulumi_hands_them_over():
 
 def test_subnet_layout_is_stable_and_disjoint():
     loaded = spec.parse(with_(BASE, network={"cidr": "10.0.0.0/16", "zones": 3}))
-    layout = loaded.network.subnets()
+    layout = loaded.subnets()
     assert [z for z, _, _ in layout] == ["us-east-1a", "us-east-1b", "us-east-1c"]
-    assert layout[0] == ("us-east-1a", "10.0.0.0/19", "10.0.96.0/19")
+    assert layout[0] == ("us-east-1a", "10.0.0.0/20", "10.0.96.0/20")
     blocks = [b for _, private, public in layout for b in (private, public)]
-    assert len(set(blocks)) == 6
+    blocks += loaded.regional_subnets()
+    assert len(set(blocks)) == 10
+    networks = [ipaddress.IPv4Network(b) for b in blocks]
+    assert not any(a.overlaps(b) for i, a in enumerate(networks) for b in networks[i + 1 :])
+
+
+def test_a_zones_subnets_do_not_depend_on_the_other_zones():
+    def layout(zones):
+        return dict((z, (private, public)) for z, private, public in spec.parse(
+            with_(BASE, network={"zones": zones})).subnets())  # fmt: skip
+
+    two = layout(["us-east-1a", "us-east-1c"])
+    assert layout(["us-east-1c", "us-east-1a"]) == two
+    three = layout(["us-east-1a", "us-east-1c", "us-east-1b"])
+    assert {z: three[z] for z in two} == two
+
+
+def test_text_that_is_not_unicode_is_a_spec_error_without_the_whole_config():
+    with pytest.raises(SpecError, match=r"^gpuyard: the stack config cannot be read: Invalid JSON"):
+        spec.parse(with_(BASE, region="\ud800"))
+
+
+def test_config_values_beyond_the_json_parser_are_spec_errors():
+    deep = "[" * 100_000 + "]" * 100_000
+    for text in ("9" * 5000, deep):
+        with pytest.raises(
+            SpecError, match=r"^gpuyard:network: got .{120}\.\.\. \(\d+ characters\); "
+        ):
+            spec.from_config_values(
+                {**{f"gpuyard:{k}": v for k, v in BASE.items()}, "gpuyard:network": text}
+            )
 
 
 JSONISH = st.recursive(
