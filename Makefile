@@ -22,7 +22,8 @@ $(NPM_STAMP): package.json
 	npm install --no-audit --no-fund --loglevel=error
 	touch $@
 
-local: install
+# The local run needs no Node.js: only the tests use Azurite.
+local: $(PY_STAMP)
 	$(VENV)/bin/gpuyard local
 
 test: install

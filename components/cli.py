@@ -48,6 +48,7 @@ def render(plan: Plan) -> str:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
+    """``gpuyard plan``: print one stack's plan, or every stack's."""
     project = Project.find()
     plans = project.plan_all() if args.all else [project.plan(args.stack)]
     if args.json:
@@ -59,6 +60,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def cmd_local(args: argparse.Namespace) -> int:
+    """``gpuyard local``: run the main job on this machine."""
     from components import local
 
     options = local.LocalOptions(
@@ -71,10 +73,14 @@ def cmd_local(args: argparse.Namespace) -> int:
     except local.StageError as exc:
         print(f"gpuyard local: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("gpuyard local: interrupted; stopped what it had started", file=sys.stderr)
+        return 130
     return 0
 
 
 def parser() -> argparse.ArgumentParser:
+    """The command line: ``plan`` and ``local``."""
     root = argparse.ArgumentParser(prog="gpuyard", description=__doc__)
     commands = root.add_subparsers(dest="command", required=True)
     plan = commands.add_parser("plan", help="plan a stack offline: resources, outputs, cost")
@@ -112,6 +118,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; bad input prints one line and exits 2 (plan) or 1 (local)."""
     args = parser().parse_args(argv)
     try:
         return args.func(args)

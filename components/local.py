@@ -62,17 +62,29 @@ class Summary:
     """What one run did, for the final screen."""
 
     store: str = ""
+    """URL of the object store's root."""
     data_url: str = ""
+    """Where the prepared corpus is."""
     ckpt_url: str = ""
+    """Where the checkpoints are."""
     model_url: str = ""
+    """Where the exported serving artifact is."""
     reused: list[str] = field(default_factory=list)
+    """Stages an earlier run had done, reused instead of redone."""
     steps: int = 0
+    """Training steps reached."""
     final_loss: float | None = None
+    """Training loss at the last logged step."""
     tokens_per_s: float | None = None
+    """Training throughput at the last logged step."""
     completions: dict[str, str] = field(default_factory=dict)
+    """Contract name → the text the server generated through it."""
     latency_ms: dict[str, float] = field(default_factory=dict)
+    """Contract name → request latency in milliseconds."""
     server_url: str = ""
+    """Where the inference server listened."""
     loss_png: str = ""
+    """Path of the loss-curve picture."""
 
 
 def say(message: str) -> None:
@@ -126,18 +138,22 @@ class LocalRun:
         self.options = options
         self.summary = Summary()
         self.server: subprocess.Popen | None = None
+        self.trainer: subprocess.Popen | None = None
+        self._server_log = None
         self._stop_store = lambda: None
 
     def __enter__(self) -> LocalRun:
         return self
 
     def __exit__(self, *exc) -> None:
+        self.stop_trainer()
         self.stop_server()
         self._stop_store()
 
     @property
     def log_path(self) -> Path:
-        return self.options.workdir / "train-log.jsonl"
+        """Training log lines of this store's runs (each store trains its own model)."""
+        return self.options.workdir / f"train-log.{self.options.store}.jsonl"
 
     def open_store(self) -> None:
         workdir = self.options.workdir
@@ -188,12 +204,17 @@ class LocalRun:
         )
         # One thread per worker: the workers already fill the cores.
         env = {**os.environ, "OMP_NUM_THREADS": "1"}
+        errors = self.options.workdir / "train.stderr.log"
         with (
-            subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             text=True) as proc,
+            errors.open("w") as stderr,
             tqdm(total=self.options.steps, desc="train", unit="step", disable=None) as bar,
             self.log_path.open("a") as log,
-        ):  # fmt: skip
+        ):
+            # A session of its own, so stopping it reaches torchrun's workers too.
+            proc = self.trainer = subprocess.Popen(
+                command, env=env, stdout=subprocess.PIPE, stderr=stderr, text=True,
+                start_new_session=True,
+            )  # fmt: skip
             for line in proc.stdout:
                 record = _json(line)
                 if record is None:
@@ -205,11 +226,23 @@ class LocalRun:
                 elif "loss" in record:
                     bar.update(record["step"] - bar.n)
                     bar.set_postfix(loss=record["loss"])
-            stderr = proc.stderr.read()
+            proc.wait()
+        self.trainer = None
         if proc.returncode != 0:
-            tail = " | ".join(stderr.strip().splitlines()[-5:])
+            tail = " | ".join(errors.read_text().strip().splitlines()[-5:])
             raise RuntimeError(f"torchrun exited {proc.returncode}: {tail}")
         self._read_log()
+
+    def stop_trainer(self) -> None:
+        """Stop torchrun and its workers; SIGTERM first, so they checkpoint on the way out."""
+        if self.trainer is None or self.trainer.poll() is not None:
+            return
+        os.killpg(self.trainer.pid, signal.SIGTERM)
+        try:
+            self.trainer.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.trainer.pid, signal.SIGKILL)
+            self.trainer.wait()
 
     def _read_log(self) -> None:
         records = [_json(line) for line in self.log_path.read_text().splitlines()]
@@ -221,11 +254,14 @@ class LocalRun:
             self.summary.tokens_per_s = last.get("tokens_per_s")
 
     def trained(self) -> bool:
-        """Whether an earlier run already reached the requested step count."""
-        if not self.log_path.exists():
+        """Whether an earlier run's latest complete checkpoint reached the requested steps."""
+        from workloads.checkpoint import find_latest
+
+        latest = find_latest(self.summary.ckpt_url) if _exists(self.summary.ckpt_url) else None
+        if latest is None or latest.step < self.options.steps or not self.log_path.exists():
             return False
         self._read_log()
-        done = self.summary.steps >= self.options.steps and _exists(self.summary.ckpt_url)
+        done = self.summary.steps == latest.step
         if done:
             self.summary.reused.append("train")
             say(f"    already trained to step {self.summary.steps}: reusing it")
@@ -244,7 +280,7 @@ class LocalRun:
 
         port = free_port()
         url = f"http://127.0.0.1:{port}"
-        log = (self.options.workdir / "server.log").open("w")
+        log = self._server_log = (self.options.workdir / "server.log").open("w")
         self.server = subprocess.Popen(
             _workload(
                 "serve", "--model", self.summary.model_url, "--host", "127.0.0.1",
@@ -330,14 +366,16 @@ class LocalRun:
         self.summary.loss_png = str(path)
 
     def stop_server(self) -> None:
-        if self.server is None or self.server.poll() is not None:
-            return
-        self.server.send_signal(signal.SIGTERM)
-        try:
-            self.server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.server.kill()
-            self.server.wait()
+        """Stop the server (SIGTERM drains it) and close its log."""
+        if self.server is not None and self.server.poll() is None:
+            self.server.send_signal(signal.SIGTERM)
+            try:
+                self.server.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.server.kill()
+                self.server.wait()
+        if self._server_log is not None:
+            self._server_log.close()
 
     def wait_for_interrupt(self) -> None:
         say("    serving until Ctrl-C ...")
@@ -371,7 +409,14 @@ def _interrupt(signum, frame) -> None:
 def run(options: LocalOptions) -> Summary:
     """Run every stage; a failure raises StageError after stopping what was started."""
     # SIGTERM unwinds like Ctrl-C, so the server and store are stopped, not orphaned.
-    signal.signal(signal.SIGTERM, _interrupt)
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        return _stages(options)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _stages(options: LocalOptions) -> Summary:
     with LocalRun(options) as local:
         with stage("store"):
             local.open_store()

@@ -34,14 +34,25 @@ class Resource:
     """One resource the program declared, as the engine would have received it."""
 
     urn: str
+    """The resource's URN, unique in the stack."""
     type: str
+    """Type token, e.g. ``aws:s3/bucket:Bucket`` or ``gpuyard:index:AwsNetwork``."""
     name: str
+    """Logical name given in the program."""
     parent: str | None
+    """URN of the parent (a component, or the stack)."""
     dependencies: list[str]
+    """URNs this resource waits for (``depends_on`` and inputs from other resources)."""
     inputs: dict[str, Any]
+    """Inputs as the engine receives them: camelCase keys, sorted, secrets masked."""
     custom: bool
+    """True for a cloud resource, False for a component."""
     protect: bool
+    """Whether Pulumi refuses to delete it."""
+    retain_on_delete: bool
+    """Whether deleting it from the program leaves it in the cloud."""
     provider: str | None
+    """Reference of the explicit provider it uses, if any."""
 
 
 @dataclass
@@ -49,11 +60,17 @@ class CostLine:
     """Hourly list price of one priced resource at the smallest and largest scale it allows."""
 
     urn: str
+    """URN of the priced resource."""
     type: str
+    """Its type token."""
     name: str
+    """Its logical name."""
     description: str
+    """What is charged, and what the hourly figure leaves out."""
     min_per_hour: float
+    """USD per hour at the smallest scale the inputs allow."""
     max_per_hour: float
+    """USD per hour at the largest scale the inputs allow."""
 
 
 @dataclass
@@ -61,17 +78,24 @@ class Plan:
     """Everything one run of the program declared, with its outputs and cost."""
 
     stack: str
+    """The stack planned, e.g. ``dev-aws``."""
     resources: list[Resource] = field(default_factory=list)
+    """Every resource and component, sorted by URN."""
     outputs: dict[str, Any] = field(default_factory=dict)
+    """Stack outputs, secrets masked."""
     cost: list[CostLine] = field(default_factory=list)
+    """Hourly cost of the priced resources."""
 
     def by_type(self, type_: str) -> list[Resource]:
+        """The resources of one type token."""
         return [r for r in self.resources if r.type == type_]
 
     def counts(self) -> Counter[str]:
+        """How many resources of each type."""
         return Counter(r.type for r in self.resources)
 
     def to_json(self) -> dict[str, Any]:
+        """The whole plan as plain data: resources, outputs and the cost roll-up."""
         return {
             "stack": self.stack,
             "resources": [asdict(r) for r in self.resources],
@@ -86,13 +110,17 @@ class Plan:
         }
 
 
-def _mask(value: Any) -> Any:
+def _plain(value: Any) -> Any:
+    """Inputs as stable plain data: secrets masked, keys sorted, whole numbers as ints
+    (the engine's wire format carries every number as a float)."""
     if rpc.is_rpc_secret(value):
         return SECRET
     if isinstance(value, dict):
-        return {k: _mask(v) for k, v in value.items()}
+        return {k: _plain(value[k]) for k in sorted(value)}
     if isinstance(value, list):
-        return [_mask(v) for v in value]
+        return [_plain(v) for v in value]
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
     return value
 
 
@@ -148,7 +176,6 @@ class _Mocks(pulumi.runtime.Mocks):
                 "subscriptionId": SUBSCRIPTION_ID,
                 "tenantId": "00000000-0000-0000-0000-000000000002",
             },
-            "gcp:organizations/getProject:getProject": {"number": "123456789012"},
             "gcp:storage/getProjectServiceAccount:getProjectServiceAccount": {
                 "emailAddress": "service-123456789012@gs-project-accounts.iam.gserviceaccount.com",
             },
@@ -171,9 +198,10 @@ class _RecordingMonitor(MockMonitor):
                     name=request.name,
                     parent=request.parent or None,
                     dependencies=sorted(set(request.dependencies)),
-                    inputs=_mask(rpc.deserialize_properties(request.object, keep_internal=False)),
+                    inputs=_plain(rpc.deserialize_properties(request.object, keep_internal=False)),
                     custom=request.custom,
                     protect=request.protect,
+                    retain_on_delete=request.retainOnDelete,
                     provider=request.provider or None,
                 )
             )
@@ -251,4 +279,5 @@ PRICERS: dict[str, Callable[[Resource], CostLine]] = {
 
 
 def cost_lines(plan: Plan) -> list[CostLine]:
+    """A cost line for every resource of a priced type."""
     return [PRICERS[r.type](r) for r in plan.resources if r.type in PRICERS]

@@ -33,6 +33,7 @@ class Project:
 
     @classmethod
     def find(cls, start: Path | None = None) -> Project:
+        """The project in ``start`` (default: the working directory) or its nearest parent."""
         here = (start or Path.cwd()).resolve()
         for directory in (here, *here.parents):
             if (directory / "Pulumi.yaml").is_file():
@@ -41,13 +42,16 @@ class Project:
 
     @property
     def settings(self) -> dict[str, Any]:
+        """Pulumi.yaml, parsed."""
         return yaml.safe_load((self.root / "Pulumi.yaml").read_text())
 
     @property
     def stack_dir(self) -> Path:
+        """Where the stack files live (``stackConfigDir``)."""
         return self.root / self.settings.get("stackConfigDir", ".")
 
     def stacks(self) -> list[str]:
+        """Names of the stacks that have a stack file, sorted."""
         return sorted(
             p.name[len("Pulumi.") : -len(".yaml")] for p in self.stack_dir.glob("Pulumi.*.yaml")
         )
@@ -72,6 +76,8 @@ class Project:
         Importing a cloud's SDK is most of a plan's cost and each process pays it once
         for all that cloud's stacks; the processes run side by side on the cores there are.
         """
+        if not self.stacks():
+            raise ProjectError(f"no stack files (Pulumi.<stack>.yaml) in {self.stack_dir}")
         groups: dict[str, list[str]] = {}
         for stack in self.stacks():
             groups.setdefault(self.config(stack).get("gpuyard:cloud", ""), []).append(stack)
@@ -103,4 +109,11 @@ class Project:
 def _plan_stacks(job: tuple[Path, list[str]]) -> list[Plan]:
     root, stacks = job
     project = Project(root)
-    return [project.plan(stack) for stack in stacks]
+    plans = []
+    for stack in stacks:
+        try:
+            plans.append(project.plan(stack))
+        except UserError as exc:
+            # Among many stacks, the message must say which one is wrong.
+            raise ProjectError(f"stack {stack}: {exc}") from None
+    return plans

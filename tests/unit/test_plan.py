@@ -1,6 +1,7 @@
 """`gpuyard plan`: every shipped stack plans offline, completely and with its cost."""
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -93,6 +94,7 @@ def test_json_output_is_the_whole_plan(capsys):
         "inputs",
         "custom",
         "protect",
+        "retain_on_delete",
         "provider",
     }
     assert body["cost"]["lines"] and body["cost"]["prices_as_of"] == catalog.PRICES_AS_OF
@@ -106,6 +108,23 @@ def test_human_output_shows_tree_counts_and_cost(capsys):
     assert "\n  gpuyard:index:AwsNetwork" in out, "components are indented under the platform"
     assert "Resources by type:" in out and "Estimated cost" in out
     assert "total (min - max scale)" in out
+
+
+def test_json_is_the_same_under_any_hash_seed():
+    runs = [
+        subprocess.run(
+            [sys.executable, "-m", "components.cli", "plan", "dev-azure", "--json"],
+            cwd=ROOT, capture_output=True, text=True, env={**os.environ, "PYTHONHASHSEED": seed},
+        ).stdout
+        for seed in ("1", "2")
+    ]  # fmt: skip
+    assert runs[0] and runs[0] == runs[1]
+
+
+def test_whole_numbers_stay_integers_in_the_json(plans):
+    (group,) = plans["dev-aws"].by_type("aws:cloudwatch/logGroup:LogGroup")
+    assert group.inputs["retentionInDays"] == 30
+    assert isinstance(group.inputs["retentionInDays"], int)
 
 
 def test_all_plans_every_stack(capsys):
@@ -138,6 +157,33 @@ def test_bad_stack_file_prints_one_line_and_fails(tmp_path):
     assert (
         done.stderr
         == "gpuyard plan: gpuyard:network.zones: got 9; expected between 1 and 6 zones\n"
+    )
+
+
+def test_all_names_the_stack_whose_file_is_bad(tmp_path):
+    project = copy_project(
+        tmp_path,
+        "config:\n  gpuyard:cloud: aws\n  gpuyard:region: us-east-1\n  gpuyard:environment: Prod\n",
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "components.cli", "plan", "--all"],
+        cwd=project, capture_output=True, text=True,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert done.stderr.startswith('gpuyard plan: stack bad-aws: gpuyard:environment: got "Prod"')
+
+
+def test_all_without_stack_files_says_so(tmp_path):
+    shutil.copy(ROOT / "Pulumi.yaml", tmp_path / "Pulumi.yaml")
+    (tmp_path / "stacks").mkdir()
+    done = subprocess.run(
+        [sys.executable, "-m", "components.cli", "plan", "--all"],
+        cwd=tmp_path, capture_output=True, text=True,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert (
+        done.stderr
+        == f"gpuyard plan: no stack files (Pulumi.<stack>.yaml) in {tmp_path / 'stacks'}\n"
     )
 
 
