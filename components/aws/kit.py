@@ -7,7 +7,7 @@ import pulumi_aws as aws
 
 from components.aws.network import AwsNetwork, AwsNetworkArgs
 from components.aws.storage import AwsObjectStore, AwsObjectStoreArgs
-from components.kit import KitOutputs
+from components.kit import KitOutputs, platform_tags
 from components.spec import PlatformSpec
 
 
@@ -19,9 +19,7 @@ def build(name: str, spec: PlatformSpec, parent: pulumi.Resource) -> KitOutputs:
         # so the same stack file always deploys to the same place.
         region=spec.region,
         # Default tags reach every taggable resource, including ones a component forgets.
-        default_tags=aws.ProviderDefaultTagsArgs(
-            tags={**spec.tags, "gpuyard:environment": spec.environment}
-        ),
+        default_tags=aws.ProviderDefaultTagsArgs(tags=platform_tags(spec)),
         opts=pulumi.ResourceOptions(parent=parent),
     )
     invoke = pulumi.InvokeOutputOptions(provider=provider, parent=parent)
@@ -34,7 +32,7 @@ def build(name: str, spec: PlatformSpec, parent: pulumi.Resource) -> KitOutputs:
         AwsNetworkArgs(
             region=spec.region,
             cidr=str(spec.network.cidr),
-            subnets=tuple(spec.network.subnets()),
+            subnets=tuple(spec.subnets()),
             # A NAT gateway per zone keeps private subnets online when a zone fails; dev
             # shares one to save its hourly charge per extra zone.
             nat_per_zone=spec.production,

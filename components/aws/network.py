@@ -7,21 +7,13 @@ from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_aws as aws
-from pulumi_aws.iam import PolicyDocumentVersion, PolicyStatementEffect
+
+from components.aws.iam import ALLOW, document
+from components.kit import stateful
 
 TOKEN = "gpuyard:index:AwsNetwork"
 
 ANYWHERE = "0.0.0.0/0"
-ALLOW = PolicyStatementEffect.ALLOW.value
-
-
-def _document(*statements: dict) -> pulumi.Output[str]:
-    return pulumi.Output.json_dumps(
-        {
-            "Version": PolicyDocumentVersion.POLICY_DOCUMENT_VERSION_2012_10_17.value,
-            "Statement": list(statements),
-        }
-    )
 
 
 @dataclass(frozen=True)
@@ -33,7 +25,7 @@ class AwsNetworkArgs:
     cidr: str
     """Address range of the VPC (the spec's ``network.cidr``)."""
     subnets: tuple[tuple[str, str, str], ...]
-    """``(zone, private_cidr, public_cidr)`` per zone, from ``NetworkSpec.subnets()``."""
+    """``(zone, private_cidr, public_cidr)`` per zone, from ``PlatformSpec.subnets()``."""
     nat_per_zone: bool
     """One NAT gateway per zone (survives a zone failure) instead of one shared NAT gateway."""
     flow_log_retention_days: int
@@ -55,9 +47,7 @@ class AwsNetwork(pulumi.ComponentResource):
     def __init__(self, name: str, args: AwsNetworkArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__(TOKEN, name, {}, opts)
         child = pulumi.ResourceOptions(parent=self)
-        stateful = pulumi.ResourceOptions(
-            parent=self, protect=args.protect, retain_on_delete=args.protect
-        )
+        kept = stateful(self, args.protect)
         zones = [zone for zone, _, _ in args.subnets]
 
         def tags(child_name: str, **extra: str) -> dict[str, str]:
@@ -202,7 +192,7 @@ class AwsNetwork(pulumi.ComponentResource):
             enable_key_rotation=True,
             # The longest waiting period leaves time to notice and cancel a wrong deletion.
             deletion_window_in_days=30,
-            policy=_document(
+            policy=document(
                 {
                     # The account keeps control of the key through IAM; without this
                     # statement nobody could ever change or delete it again.
@@ -243,7 +233,7 @@ class AwsNetwork(pulumi.ComponentResource):
                 },
             ),
             tags=tags(f"{name}-flow-log-key"),
-            opts=stateful,
+            opts=kept,
         )
 
         self.flow_log_group = aws.cloudwatch.LogGroup(
@@ -253,13 +243,13 @@ class AwsNetwork(pulumi.ComponentResource):
             # with a key whose policy this stack controls.
             kms_key_id=self.flow_log_key.arn,
             tags=tags(f"{name}-flow-log-group"),
-            opts=stateful,
+            opts=kept,
         )
 
         self.flow_log_role = aws.iam.Role(
             f"{name}-flow-log-role",
             description=f"Lets VPC flow logs of {name} write to their log group",
-            assume_role_policy=_document(
+            assume_role_policy=document(
                 {
                     "Effect": ALLOW,
                     "Principal": {"Service": "vpc-flow-logs.amazonaws.com"},
@@ -287,7 +277,7 @@ class AwsNetwork(pulumi.ComponentResource):
             role=self.flow_log_role.id,
             # Least privilege: write streams and events to this one log group, nothing else
             # (the log group exists already, so no logs:CreateLogGroup).
-            policy=_document(
+            policy=document(
                 {
                     "Effect": ALLOW,
                     "Action": [

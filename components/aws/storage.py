@@ -7,7 +7,9 @@ from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_aws as aws
-from pulumi_aws.iam import PolicyDocumentVersion, PolicyStatementEffect
+
+from components.aws.iam import ALLOW, DENY, document
+from components.kit import stateful
 
 TOKEN = "gpuyard:index:AwsObjectStore"
 
@@ -16,9 +18,6 @@ ABORT_INCOMPLETE_UPLOADS_DAYS = 7
 
 MIN_TLS_VERSION = 1.2
 """Oldest TLS version the bucket accepts; older versions have known weaknesses."""
-
-ALLOW = PolicyStatementEffect.ALLOW.value
-DENY = PolicyStatementEffect.DENY.value
 
 
 @dataclass(frozen=True)
@@ -41,29 +40,32 @@ class AwsObjectStoreArgs:
     """Tags on every taggable child, on top of the provider's default tags."""
 
 
-def _document(*statements: dict) -> pulumi.Output[str]:
-    return pulumi.Output.json_dumps(
-        {
-            "Version": PolicyDocumentVersion.POLICY_DOCUMENT_VERSION_2012_10_17.value,
-            "Statement": list(statements),
-        }
-    )
-
-
 def _bucket_and_objects(bucket: aws.s3.Bucket) -> list[pulumi.Output[str]]:
     return [bucket.arn, pulumi.Output.concat(bucket.arn, "/*")]
 
 
-def _deny_insecure_transport(bucket: aws.s3.Bucket) -> dict:
-    return {
-        # Plain HTTP would expose object data and request signatures on the wire.
-        "Sid": "DenyInsecureTransport",
-        "Effect": DENY,
-        "Principal": "*",
-        "Action": "s3:*",
-        "Resource": _bucket_and_objects(bucket),
-        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-    }
+def _tls_only(bucket: aws.s3.Bucket) -> list[dict]:
+    """Statements every gpuyard bucket carries: HTTPS only, and no TLS older than 1.2."""
+    resources = _bucket_and_objects(bucket)
+    return [
+        {
+            # Plain HTTP would expose object data and request signatures on the wire.
+            "Sid": "DenyInsecureTransport",
+            "Effect": DENY,
+            "Principal": "*",
+            "Action": "s3:*",
+            "Resource": resources,
+            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+        },
+        {
+            "Sid": "DenyOutdatedTls",
+            "Effect": DENY,
+            "Principal": "*",
+            "Action": "s3:*",
+            "Resource": resources,
+            "Condition": {"NumericLessThan": {"s3:TlsVersion": MIN_TLS_VERSION}},
+        },
+    ]
 
 
 class AwsObjectStore(pulumi.ComponentResource):
@@ -74,9 +76,7 @@ class AwsObjectStore(pulumi.ComponentResource):
     ):
         super().__init__(TOKEN, name, {}, opts)
         child = pulumi.ResourceOptions(parent=self)
-        stateful = pulumi.ResourceOptions(
-            parent=self, protect=args.protect, retain_on_delete=args.protect
-        )
+        kept = stateful(self, args.protect)
 
         def tags(child_name: str) -> dict[str, str]:
             return {**args.tags, "Name": child_name}
@@ -90,14 +90,14 @@ class AwsObjectStore(pulumi.ComponentResource):
             # notice and cancel a wrong deletion.
             deletion_window_in_days=30,
             tags=tags(f"{name}-key"),
-            opts=stateful,
+            opts=kept,
         )
 
         self.bucket = aws.s3.Bucket(
             f"{name}-bucket",
             force_destroy=args.force_destroy,
             tags=tags(f"{name}-bucket"),
-            opts=stateful,
+            opts=kept,
         )
         bucket_block = self._lock_down(name, self.bucket, "bucket")
         aws.s3.BucketServerSideEncryptionConfiguration(
@@ -158,17 +158,7 @@ class AwsObjectStore(pulumi.ComponentResource):
             name,
             self.bucket,
             "bucket",
-            [
-                _deny_insecure_transport(self.bucket),
-                {
-                    "Sid": "DenyOutdatedTls",
-                    "Effect": DENY,
-                    "Principal": "*",
-                    "Action": "s3:*",
-                    "Resource": _bucket_and_objects(self.bucket),
-                    "Condition": {"NumericLessThan": {"s3:TlsVersion": MIN_TLS_VERSION}},
-                },
-            ],
+            _tls_only(self.bucket),
             bucket_block,
         )
 
@@ -176,7 +166,7 @@ class AwsObjectStore(pulumi.ComponentResource):
             f"{name}-logs",
             force_destroy=args.force_destroy,
             tags=tags(f"{name}-logs"),
-            opts=stateful,
+            opts=kept,
         )
         log_block = self._lock_down(name, self.log_bucket, "logs")
         aws.s3.BucketServerSideEncryptionConfiguration(
@@ -239,7 +229,7 @@ class AwsObjectStore(pulumi.ComponentResource):
                         "StringEquals": {"aws:SourceAccount": args.account_id},
                     },
                 },
-                _deny_insecure_transport(self.log_bucket),
+                *_tls_only(self.log_bucket),
             ],
             log_block,
         )
@@ -309,7 +299,7 @@ class AwsObjectStore(pulumi.ComponentResource):
         return aws.s3.BucketPolicy(
             f"{name}-{suffix}-policy",
             bucket=bucket.id,
-            policy=_document(*statements),
+            policy=document(*statements),
             # S3 rejects a policy change while the public access block is still being set.
             opts=pulumi.ResourceOptions(parent=self, depends_on=[public_access_block]),
         )

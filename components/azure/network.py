@@ -9,11 +9,9 @@ import pulumi
 from pulumi_azure_native import authorization, managedidentity, network, storage
 
 from components.azure.storage import private_account_settings
+from components.kit import stateful
 
 TOKEN = "gpuyard:index:AzureNetwork"
-
-NETWORK_WATCHER_RESOURCE_GROUP = "NetworkWatcherRG"
-"""Resource group where Azure creates each region's Network Watcher on first VNet."""
 
 NAT_IDLE_TIMEOUT_MINUTES = 10
 """Idle timeout of NAT flows; above the 4-minute default so long dataset downloads and
@@ -35,21 +33,29 @@ class AzureNetworkArgs:
     """Resource group that holds the VNet, NAT gateway, NSGs, flow-log storage account and
     the identity that writes flow logs."""
     location: str
-    """Azure region, e.g. ``eastus``; also picks the region's Network Watcher."""
+    """Azure region, e.g. ``eastus``; the Network Watcher must be this region's."""
     cidr: str
     """Address space of the VNet (the spec's ``network.cidr``)."""
-    subnet_blocks: Sequence[str]
-    """Equal address blocks from the spec's shared layout, private blocks first
-    (``NetworkSpec.subnets()``); the first is the nodes subnet, the second the endpoints
-    subnet."""
+    nodes_cidr: str
+    """Range of the ``nodes`` subnet: a regional block of the spec's layout
+    (``PlatformSpec.regional_subnets()``), so the zone count never changes it."""
+    endpoints_cidr: str
+    """Range of the ``endpoints`` subnet: another regional block of the spec's layout."""
     zones: Sequence[str]
     """Availability zones the platform uses; the NAT gateway and its address live in the
     first."""
     flow_log_retention_days: int
     """Days VNet flow logs are kept: one of ``spec.FLOW_LOG_RETENTION_DAYS``, all within the
     365 days a flow log's retention policy accepts."""
-    flow_log_account_name: str
+    subscription_id: pulumi.Input[str]
+    """Subscription the kit's provider deploys to; built-in role ids are addressed under it."""
+    flow_log_account_name: pulumi.Input[str]
     """Globally unique name (3-24 lowercase letters and digits) of the flow-log account."""
+    network_watcher_resource_group: str
+    """Resource group of the region's Network Watcher, which owns the flow log. The watcher
+    must exist already: this component does not create it."""
+    network_watcher_name: str
+    """Name of the region's Network Watcher (one per region and subscription)."""
     protect: bool
     """Protect the flow-log storage account from deletion and keep it when the stack goes."""
     tags: Mapping[str, str] = field(default_factory=dict)
@@ -59,24 +65,20 @@ class AzureNetworkArgs:
 class AzureNetwork(pulumi.ComponentResource):
     """A private Azure network: no public addresses on workloads, egress through NAT only.
 
-    Azure subnets span every zone of the region, so the spec's per-zone layout maps to
-    roles instead: ``nodes`` (AKS node pools; CNI overlay keeps pod addresses out of the
-    VNet) takes the first block, ``endpoints`` (private endpoints for storage, registry
-    and the model endpoint) the second, so the address plan is the one every cloud shares.
+    Azure subnets span every zone of the region, so they take the spec's regional blocks
+    by role instead of its per-zone ones: ``nodes`` (AKS node pools; CNI overlay keeps pod
+    addresses out of the VNet) and ``endpoints`` (private endpoints for storage, registry
+    and the model endpoint).
     """
 
     def __init__(
         self, name: str, args: AzureNetworkArgs, opts: pulumi.ResourceOptions | None = None
     ):
         super().__init__(TOKEN, name, {}, opts)
-        if len(args.subnet_blocks) < 2:
-            raise ValueError("AzureNetwork needs two address blocks: nodes and endpoints")
         if not args.zones:
             raise ValueError("AzureNetwork needs at least one availability zone")
         child = pulumi.ResourceOptions(parent=self)
-        stateful = pulumi.ResourceOptions(
-            parent=self, protect=args.protect, retain_on_delete=args.protect
-        )
+        kept = stateful(self, args.protect)
         tags = dict(args.tags)
         nat_zone = args.zones[0]
 
@@ -125,7 +127,7 @@ class AzureNetwork(pulumi.ComponentResource):
 
         self.security_groups: dict[str, network.NetworkSecurityGroup] = {}
         self.subnets: dict[str, network.Subnet] = {}
-        roles = {"nodes": args.subnet_blocks[0], "endpoints": args.subnet_blocks[1]}
+        roles = {"nodes": args.nodes_cidr, "endpoints": args.endpoints_cidr}
         previous: list[pulumi.Resource] = []
         for role, block in roles.items():
             nsg = network.NetworkSecurityGroup(
@@ -184,7 +186,7 @@ class AzureNetwork(pulumi.ComponentResource):
                 bypass=storage.Bypass.AZURE_SERVICES,
             ),
             tags=tags,
-            opts=stateful,
+            opts=kept,
         )
         # Network Watcher writes as this identity, through RBAC, so the account can refuse
         # shared keys like every other gpuyard account.
@@ -195,19 +197,15 @@ class AzureNetwork(pulumi.ComponentResource):
             tags=tags,
             opts=child,
         )
-        # Built-in roles are addressed under the subscription the kit's provider deploys to.
-        subscription_id = authorization.get_client_config_output(
-            opts=pulumi.InvokeOutputOptions(parent=self)
-        ).subscription_id
         # Scoped to the flow-log account alone: the identity can write nowhere else.
         self.flow_log_writer = authorization.RoleAssignment(
             f"{name}-flowlog-writer",
             scope=self.flow_log_account.id,
-            role_definition_id=subscription_id.apply(
-                lambda subscription: (
-                    f"/subscriptions/{subscription}/providers"
-                    f"/Microsoft.Authorization/roleDefinitions/{STORAGE_BLOB_DATA_CONTRIBUTOR}"
-                )
+            role_definition_id=pulumi.Output.concat(
+                "/subscriptions/",
+                args.subscription_id,
+                "/providers/Microsoft.Authorization/roleDefinitions/",
+                STORAGE_BLOB_DATA_CONTRIBUTOR,
             ),
             principal_id=self.flow_log_identity.principal_id,
             # Skips the directory lookup that fails while a new identity is still
@@ -219,8 +217,8 @@ class AzureNetwork(pulumi.ComponentResource):
         # 2027); VNet flow logs cover every subnet and NIC of the VNet in one resource.
         self.flow_log = network.FlowLog(
             f"{name}-flowlog",
-            resource_group_name=NETWORK_WATCHER_RESOURCE_GROUP,
-            network_watcher_name=f"NetworkWatcher_{args.location}",
+            resource_group_name=args.network_watcher_resource_group,
+            network_watcher_name=args.network_watcher_name,
             location=args.location,
             target_resource_id=self.vnet.id,
             storage_id=self.flow_log_account.id,

@@ -9,6 +9,8 @@ from typing import Any
 import pulumi
 from pulumi_azure_native import monitor, operationalinsights, storage
 
+from components.kit import stateful
+
 TOKEN = "gpuyard:index:AzureObjectStore"
 
 CONTAINER_NAME = "gpuyard"
@@ -57,7 +59,7 @@ class AzureObjectStoreArgs:
     """Resource group that holds the storage account and the audit workspace."""
     location: str
     """Azure region, e.g. ``eastus``."""
-    account_name: str
+    account_name: pulumi.Input[str]
     """Globally unique storage account name: 3-24 lowercase letters and digits."""
     production: bool
     """Production stacks keep three copies across zones (ZRS); others one zone (LRS)."""
@@ -80,10 +82,11 @@ class AzureObjectStore(pulumi.ComponentResource):
     """The platform's object store on Azure: one blob container in a private storage account.
 
     Workloads authenticate with AKS workload identity (Entra ID), never with account keys;
-    fsspec reaches the container as ``az://<container>`` with ``account_name`` set in the
-    storage options (adlfs). Hierarchical namespace stays off: blob versioning and
-    version lifecycle rules, which checkpoint recovery relies on, are limited on
-    hierarchical-namespace accounts, and flat blob namespaces serve ``az://`` just as well.
+    fsspec reaches the container as ``az://<container>@<account>.blob.core.windows.net``,
+    a URL adlfs takes the account name from, so no storage options or environment are
+    needed. Hierarchical namespace stays off: blob versioning and version lifecycle rules,
+    which checkpoint recovery relies on, are limited on hierarchical-namespace accounts,
+    and flat blob namespaces serve ``az://`` just as well.
     """
 
     def __init__(
@@ -91,9 +94,7 @@ class AzureObjectStore(pulumi.ComponentResource):
     ):
         super().__init__(TOKEN, name, {}, opts)
         child = pulumi.ResourceOptions(parent=self)
-        stateful = pulumi.ResourceOptions(
-            parent=self, protect=args.protect, retain_on_delete=args.protect
-        )
+        kept = stateful(self, args.protect)
         tags = dict(args.tags)
 
         self.account = storage.StorageAccount(
@@ -127,7 +128,7 @@ class AzureObjectStore(pulumi.ComponentResource):
                 ],
             ),
             tags=tags,
-            opts=stateful,
+            opts=kept,
         )
 
         self.blob_service = storage.BlobServiceProperties(
@@ -214,7 +215,7 @@ class AzureObjectStore(pulumi.ComponentResource):
             # Entra ID only: no shared workspace keys that could write forged audit rows.
             features=operationalinsights.WorkspaceFeaturesArgs(disable_local_auth=True),
             tags=tags,
-            opts=stateful,
+            opts=kept,
         )
 
         self.audit = monitor.DiagnosticSetting(
@@ -233,12 +234,16 @@ class AzureObjectStore(pulumi.ComponentResource):
 
         # Both names are ours, fixed before anything exists; reading them off the resources'
         # ids keeps the dependency, so whatever uses them waits until the container is there.
-        account_name = args.account_name
-        self.account_name: pulumi.Output[str] = self.account.id.apply(lambda _: account_name)
+        self.account_name: pulumi.Output[str] = pulumi.Output.all(
+            self.account.id, args.account_name
+        ).apply(lambda values: values[1])
         self.account_id: pulumi.Output[str] = self.account.id
         self.container_name: pulumi.Output[str] = self.container.id.apply(lambda _: CONTAINER_NAME)
-        self.bucket_url: pulumi.Output[str] = self.container_name.apply(
-            lambda container: f"az://{container}"
+        # adlfs reads the account from the host of an az:// URL (``*.blob.core.windows.net``
+        # or ``*.dfs.core.windows.net``); a bare az://<container> would leave every Azure
+        # stack exporting the same URL and the workloads guessing the account.
+        self.bucket_url: pulumi.Output[str] = pulumi.Output.format(
+            "az://{0}@{1}.blob.core.windows.net", self.container_name, self.account_name
         )
         self.workspace_id: pulumi.Output[str] = self.workspace.id
         self.register_outputs(

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_gcp as gcp
 
+from components.kit import stateful
+
 TOKEN = "gpuyard:index:GcpNetwork"
 
 PODS_RANGE = "pods"
@@ -36,6 +38,9 @@ class GcpNetworkArgs:
     """Share of flows VPC flow logs record, from 0.0 to 1.0."""
     flow_log_retention_days: int
     """Days the subnetwork's flow logs are kept in their own log bucket."""
+    flow_log_bucket_id: str
+    """Id of that Cloud Logging bucket, unique in the project and region (1-100 letters,
+    digits, ``_``, ``-``, ``.``); ids of deleted buckets stay taken for 7 days."""
     protect: bool
     """Protect the flow-log bucket from deletion and keep it when the stack goes away."""
 
@@ -49,9 +54,7 @@ class GcpNetwork(pulumi.ComponentResource):
     def __init__(self, name: str, args: GcpNetworkArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__(TOKEN, name, {}, opts)
         child = pulumi.ResourceOptions(parent=self)
-        stateful = pulumi.ResourceOptions(
-            parent=self, protect=args.protect, retain_on_delete=args.protect
-        )
+        kept = stateful(self, args.protect)
 
         self.network = gcp.compute.Network(
             f"{name}-vpc",
@@ -174,7 +177,7 @@ class GcpNetwork(pulumi.ComponentResource):
             opts=child,
         )
 
-        flow_bucket_id = f"{name}-flow-logs"
+        flow_bucket_id = args.flow_log_bucket_id
         self.flow_log_bucket = gcp.logging.ProjectBucketConfig(
             f"{name}-flow-logs",
             project=args.project,
@@ -183,7 +186,7 @@ class GcpNetwork(pulumi.ComponentResource):
             bucket_id=flow_bucket_id,
             retention_days=args.flow_log_retention_days,
             description="VPC flow logs of the platform's node subnetwork",
-            opts=stateful,
+            opts=kept,
         )
         self.flow_log_sink = gcp.logging.ProjectSink(
             f"{name}-flow-logs",

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_gcp as gcp
 
+from components.kit import stateful
+
 TOKEN = "gpuyard:index:GcpObjectStore"
 
 KEY_ROTATION_PERIOD = f"{90 * 24 * 3600}s"
@@ -17,9 +19,6 @@ ABORT_MULTIPART_AFTER_DAYS = 7
 
 SOFT_DELETE_SECONDS = 7 * 24 * 3600
 """How long a deleted object stays recoverable (GCS's default, stated so a change is seen)."""
-
-AUDITED_LOG_TYPES = ("ADMIN_READ", "DATA_READ", "DATA_WRITE")
-"""Cloud Audit Logs types turned on for Cloud Storage (admin writes are always logged)."""
 
 
 @dataclass(frozen=True)
@@ -38,6 +37,9 @@ class GcpObjectStoreArgs:
     """Days after which a noncurrent object version is deleted."""
     access_log_retention_days: int
     """Days the bucket's data-access audit logs are kept."""
+    access_log_bucket_id: str
+    """Id of the Cloud Logging bucket that keeps them, unique in the project and region;
+    ids of deleted buckets stay taken for 7 days."""
     force_destroy: bool
     """Let ``pulumi destroy`` delete the bucket while it still holds objects."""
     protect: bool
@@ -58,15 +60,13 @@ class GcpObjectStore(pulumi.ComponentResource):
     ):
         super().__init__(TOKEN, name, {}, opts)
         child = pulumi.ResourceOptions(parent=self)
-        stateful = pulumi.ResourceOptions(
-            parent=self, protect=args.protect, retain_on_delete=args.protect
-        )
+        kept = stateful(self, args.protect)
 
         # Key ring and key are auto-named: Cloud KMS never deletes either, and their names
         # can never be taken again in the project and location, so a fixed name would stop
         # a destroyed stack from being brought up again.
         self.key_ring = gcp.kms.KeyRing(
-            f"{name}-keys", project=args.project, location=args.region, opts=stateful
+            f"{name}-keys", project=args.project, location=args.region, opts=kept
         )
         # Retained with the bucket in protected stacks: destroying the key's versions would
         # make every object in a retained bucket unreadable.
@@ -77,7 +77,7 @@ class GcpObjectStore(pulumi.ComponentResource):
             # Rotation bounds how much data one key version protects.
             rotation_period=KEY_ROTATION_PERIOD,
             labels=args.labels,
-            opts=stateful,
+            opts=kept,
         )
 
         service_agent = gcp.storage.get_project_service_account_output(
@@ -150,28 +150,17 @@ class GcpObjectStore(pulumi.ComponentResource):
             force_destroy=args.force_destroy,
             # The service agent must hold the key before the bucket names it as default.
             opts=pulumi.ResourceOptions.merge(
-                stateful, pulumi.ResourceOptions(depends_on=[self.key_binding])
+                kept, pulumi.ResourceOptions(depends_on=[self.key_binding])
             ),
         )
 
-        # Who read or wrote which object: Cloud Storage records data access only when asked.
-        # This is the project's setting for the storage service, so it covers every bucket.
-        self.audit_config = gcp.projects.IAMAuditConfig(
-            f"{name}-storage-audit",
-            project=args.project,
-            service="storage.googleapis.com",
-            audit_log_configs=[
-                gcp.projects.IAMAuditConfigAuditLogConfigArgs(log_type=log_type)
-                for log_type in AUDITED_LOG_TYPES
-            ],
-            opts=child,
-        )
-
+        # Data-access entries exist only while the project's audit config for Cloud Storage
+        # asks for them; the kit declares that project-level setting, not this component.
         # A log bucket of its own, fed by a sink on this bucket's data-access entries: the
         # spec's retention then applies to these logs alone, where changing the project's
         # _Default bucket would change it for every log in the project. Cloud Logging keeps
         # it private to the project and encrypted by Google.
-        access_bucket_id = f"{name}-access-logs"
+        access_bucket_id = args.access_log_bucket_id
         self.access_log_bucket = gcp.logging.ProjectBucketConfig(
             f"{name}-access-logs",
             project=args.project,
@@ -179,7 +168,7 @@ class GcpObjectStore(pulumi.ComponentResource):
             bucket_id=access_bucket_id,
             retention_days=args.access_log_retention_days,
             description=f"Data-access audit logs of gs://{args.bucket_name}",
-            opts=stateful,
+            opts=kept,
         )
         self.access_log_sink = gcp.logging.ProjectSink(
             f"{name}-access-logs",

@@ -199,15 +199,53 @@ def test_vpc_resolves_private_dns(env):
     assert vpc.inputs["enableDnsSupport"] is True
 
 
+# Private blocks are 0-5 and public blocks 6-11 of the network's sixteen /20s, by the
+# zone's place among the region's zones.
+EXPECTED_SUBNETS = {
+    "dev": {
+        "us-east-1a": ("10.0.0.0/20", "10.0.96.0/20"),
+        "us-east-1b": ("10.0.16.0/20", "10.0.112.0/20"),
+    },
+    "prod": {
+        "us-west-2a": ("10.20.0.0/20", "10.20.96.0/20"),
+        "us-west-2b": ("10.20.16.0/20", "10.20.112.0/20"),
+        "us-west-2c": ("10.20.32.0/20", "10.20.128.0/20"),
+    },
+}
+
+
+def _subnet_cidrs(plan: Plan) -> dict[str, tuple[str, str]]:
+    """``zone -> (private_cidr, public_cidr)`` as the plan declares them."""
+    by_zone: dict[str, dict[str, str]] = {}
+    for subnet in plan.by_type(SUBNET):
+        kind = "private" if "-private-" in subnet.name else "public"
+        by_zone.setdefault(subnet.inputs["availabilityZone"], {})[kind] = subnet.inputs["cidrBlock"]
+    return {zone: (c["private"], c["public"]) for zone, c in by_zone.items()}
+
+
 @pytest.mark.parametrize("env", ENVS)
 def test_subnets_follow_the_shared_layout_and_never_map_public_ips(env):
     plan = _plan(env)
-    for zone, private_cidr, public_cidr in _spec(env).network.subnets():
-        for kind, cidr in (("private", private_cidr), ("public", public_cidr)):
-            subnet = _one(plan, SUBNET, f"gpuyard-network-{kind}-{zone}")
-            assert subnet.inputs["cidrBlock"] == cidr
-            assert subnet.inputs["availabilityZone"] == zone
-            assert subnet.inputs["mapPublicIpOnLaunch"] is False
+    assert _subnet_cidrs(plan) == EXPECTED_SUBNETS[env]
+    assert {z: (p, q) for z, p, q in _spec(env).subnets()} == EXPECTED_SUBNETS[env]
+    for subnet in plan.by_type(SUBNET):
+        assert subnet.inputs["mapPublicIpOnLaunch"] is False
+
+
+def _plan_zones(zones) -> Plan:
+    raw = {**SPECS["dev"], "network": {"zones": zones}}
+    return record(
+        lambda: build("gpuyard", specmod.parse(raw), pulumi.ComponentResource("t:i:R", "r"))
+    )
+
+
+def test_reordering_or_adding_zones_never_renumbers_a_subnet():
+    forward = _subnet_cidrs(_plan_zones(["us-east-1a", "us-east-1c"]))
+    assert forward == _subnet_cidrs(_plan_zones(["us-east-1c", "us-east-1a"]))
+    assert forward["us-east-1c"] == ("10.0.32.0/20", "10.0.128.0/20")
+    two, three = _subnet_cidrs(_plan_zones(2)), _subnet_cidrs(_plan_zones(3))
+    assert set(three) == {*two, "us-east-1c"}
+    assert {zone: three[zone] for zone in two} == two
 
 
 @pytest.mark.parametrize(("env", "count"), [("dev", 1), ("prod", 3)])
@@ -383,7 +421,11 @@ def test_data_bucket_policy_denies_plain_http_and_old_tls(env):
 def test_log_bucket_admits_only_this_buckets_log_delivery(env):
     statements = _policy(_one(_plan(env), BUCKET_POLICY, "gpuyard-store-logs-policy"))
     by_sid = {s["Sid"]: s for s in statements}
-    assert set(by_sid) == {"AllowServerAccessLogDelivery", "DenyInsecureTransport"}
+    assert set(by_sid) == {
+        "AllowServerAccessLogDelivery",
+        "DenyInsecureTransport",
+        "DenyOutdatedTls",
+    }
     allow = by_sid["AllowServerAccessLogDelivery"]
     assert allow["Principal"] == {"Service": "logging.s3.amazonaws.com"}
     assert allow["Action"] == "s3:PutObject"
@@ -392,9 +434,12 @@ def test_log_bucket_admits_only_this_buckets_log_delivery(env):
         "ArnLike": {"aws:SourceArn": "arn:aws:mock:::gpuyard-store-bucket"},
         "StringEquals": {"aws:SourceAccount": ACCOUNT_ID},
     }
-    deny = by_sid["DenyInsecureTransport"]
-    assert deny["Effect"] == "Deny"
-    assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    # The same TLS statements as the data bucket: audit logs are no less sensitive.
+    data = _policy(_one(_plan(env), BUCKET_POLICY, "gpuyard-store-bucket-policy"))
+    arn = "arn:aws:mock:::gpuyard-store-logs"
+    for statement in data:
+        deny = by_sid[statement["Sid"]]
+        assert deny == {**statement, "Resource": [arn, f"{arn}/*"]}
 
 
 @pytest.mark.parametrize("env", ENVS)

@@ -13,10 +13,14 @@ import pytest
 from components import plan as planning
 from components import spec as specs
 from components.azure import kit as azure_kit
+from components.azure.network import AzureNetwork, AzureNetworkArgs
 from components.kit import KitOutputs
 from components.plan import Plan, Resource
 
 NAME = "gpuyard"
+NET = f"{NAME}-network"
+ST = f"{NAME}-store"
+COMPONENTS = {"gpuyard:index:AzureNetwork": NET, "gpuyard:index:AzureObjectStore": ST}
 
 DEV = {
     "cloud": "azure",
@@ -42,29 +46,29 @@ PROD = {
 
 NETWORK_CHILDREN = Counter(
     {
-        ("azure-native:network:VirtualNetwork", f"{NAME}-vnet"): 1,
-        ("azure-native:network:PublicIPAddress", f"{NAME}-nat-ip"): 1,
-        ("azure-native:network:NatGateway", f"{NAME}-nat"): 1,
-        ("azure-native:network:NetworkSecurityGroup", f"{NAME}-nodes-nsg"): 1,
-        ("azure-native:network:NetworkSecurityGroup", f"{NAME}-endpoints-nsg"): 1,
-        ("azure-native:network:Subnet", f"{NAME}-nodes"): 1,
-        ("azure-native:network:Subnet", f"{NAME}-endpoints"): 1,
-        ("azure-native:storage:StorageAccount", f"{NAME}-flowlogs"): 1,
-        ("azure-native:managedidentity:UserAssignedIdentity", f"{NAME}-flowlog-identity"): 1,
-        ("azure-native:authorization:RoleAssignment", f"{NAME}-flowlog-writer"): 1,
-        ("azure-native:network:FlowLog", f"{NAME}-flowlog"): 1,
+        ("azure-native:network:VirtualNetwork", f"{NET}-vnet"): 1,
+        ("azure-native:network:PublicIPAddress", f"{NET}-nat-ip"): 1,
+        ("azure-native:network:NatGateway", f"{NET}-nat"): 1,
+        ("azure-native:network:NetworkSecurityGroup", f"{NET}-nodes-nsg"): 1,
+        ("azure-native:network:NetworkSecurityGroup", f"{NET}-endpoints-nsg"): 1,
+        ("azure-native:network:Subnet", f"{NET}-nodes"): 1,
+        ("azure-native:network:Subnet", f"{NET}-endpoints"): 1,
+        ("azure-native:storage:StorageAccount", f"{NET}-flowlogs"): 1,
+        ("azure-native:managedidentity:UserAssignedIdentity", f"{NET}-flowlog-identity"): 1,
+        ("azure-native:authorization:RoleAssignment", f"{NET}-flowlog-writer"): 1,
+        ("azure-native:network:FlowLog", f"{NET}-flowlog"): 1,
     }
 )
 STORE_CHILDREN = Counter(
     {
-        ("azure-native:storage:StorageAccount", f"{NAME}-account"): 1,
-        ("azure-native:storage:BlobServiceProperties", f"{NAME}-blob-service"): 1,
-        ("azure-native:storage:BlobContainer", f"{NAME}-container"): 1,
-        ("azure-native:operationalinsights:Workspace", f"{NAME}-audit"): 1,
-        ("azure-native:monitor:DiagnosticSetting", f"{NAME}-audit-blob"): 1,
+        ("azure-native:storage:StorageAccount", f"{ST}-account"): 1,
+        ("azure-native:storage:BlobServiceProperties", f"{ST}-blob-service"): 1,
+        ("azure-native:storage:BlobContainer", f"{ST}-container"): 1,
+        ("azure-native:operationalinsights:Workspace", f"{ST}-audit"): 1,
+        ("azure-native:monitor:DiagnosticSetting", f"{ST}-audit-blob"): 1,
     }
 )
-LIFECYCLE = ("azure-native:storage:ManagementPolicy", f"{NAME}-lifecycle")
+LIFECYCLE = ("azure-native:storage:ManagementPolicy", f"{ST}-lifecycle")
 
 
 @dataclass
@@ -84,7 +88,7 @@ class Run:
         return self.one(type_, name).urn
 
     def children(self, token: str) -> Counter[tuple[str, str]]:
-        parent = self.urn(token, NAME)
+        parent = self.urn(token, COMPONENTS[token])
         return Counter((r.type, r.name) for r in self.plan.resources if r.parent == parent)
 
 
@@ -133,15 +137,12 @@ def test_everything_hangs_under_the_root_with_the_kit_provider(run: Run) -> None
     provider = run.one("pulumi:providers:azure-native", f"{NAME}-azure")
     assert provider.parent == root
     assert provider.inputs["location"] == run.spec.region
-    for token in ("gpuyard:index:AzureNetwork", "gpuyard:index:AzureObjectStore"):
-        assert run.one(token, NAME).parent == root
+    for token, name in COMPONENTS.items():
+        assert run.one(token, name).parent == root
     group = run.one("azure-native:resources:ResourceGroup", f"{NAME}-rg")
     assert group.parent == root
     assert group.inputs["location"] == run.spec.region
-    components = {
-        run.urn("gpuyard:index:AzureNetwork", NAME),
-        run.urn("gpuyard:index:AzureObjectStore", NAME),
-    }
+    components = {run.urn(token, name) for token, name in COMPONENTS.items()}
     expected = sum(
         (run.children(t) for t in ("gpuyard:index:AzureNetwork", "gpuyard:index:AzureObjectStore")),
         Counter(),
@@ -158,9 +159,9 @@ def test_everything_hangs_under_the_root_with_the_kit_provider(run: Run) -> None
 def test_protection_follows_the_environment(dev: Run, prod: Run) -> None:
     stateful = [
         ("azure-native:resources:ResourceGroup", f"{NAME}-rg"),
-        ("azure-native:storage:StorageAccount", f"{NAME}-account"),
-        ("azure-native:storage:StorageAccount", f"{NAME}-flowlogs"),
-        ("azure-native:operationalinsights:Workspace", f"{NAME}-audit"),
+        ("azure-native:storage:StorageAccount", f"{ST}-account"),
+        ("azure-native:storage:StorageAccount", f"{NET}-flowlogs"),
+        ("azure-native:operationalinsights:Workspace", f"{ST}-audit"),
     ]
     for key in stateful:
         assert prod.one(*key).protect is True, key
@@ -170,44 +171,53 @@ def test_protection_follows_the_environment(dev: Run, prod: Run) -> None:
     assert not any(r.protect for r in dev.plan.resources)
 
 
+# The first two of the four regional /20s (blocks 12-15) of the default 10.0.0.0/16.
+REGIONAL_BLOCKS = {"nodes": "10.0.192.0/20", "endpoints": "10.0.208.0/20"}
+
+
 def test_subnets_are_private_behind_nat_and_nsg(run: Run) -> None:
-    private = [p for _, p, _ in run.spec.network.subnets()]
-    public = [p for _, _, p in run.spec.network.subnets()]
-    blocks = {"nodes": (private + public)[0], "endpoints": (private + public)[1]}
-    nat = run.one("azure-native:network:NatGateway", f"{NAME}-nat")
+    blocks = REGIONAL_BLOCKS
+    nat = run.one("azure-native:network:NatGateway", f"{NET}-nat")
     for role, block in blocks.items():
-        subnet = run.one("azure-native:network:Subnet", f"{NAME}-{role}")
+        subnet = run.one("azure-native:network:Subnet", f"{NET}-{role}")
         assert subnet.inputs["defaultOutboundAccess"] is False
         assert subnet.inputs["addressPrefix"] == block
         assert subnet.inputs["natGateway"] == {"id": f"{nat.name}-id"}
-        assert subnet.inputs["networkSecurityGroup"] == {"id": f"{NAME}-{role}-nsg-id"}
+        assert subnet.inputs["networkSecurityGroup"] == {"id": f"{NET}-{role}-nsg-id"}
         assert subnet.inputs["privateEndpointNetworkPolicies"] == "Enabled"
         assert nat.urn in subnet.dependencies
-    nodes = run.one("azure-native:network:Subnet", f"{NAME}-nodes")
-    endpoints = run.one("azure-native:network:Subnet", f"{NAME}-endpoints")
+    nodes = run.one("azure-native:network:Subnet", f"{NET}-nodes")
+    endpoints = run.one("azure-native:network:Subnet", f"{NET}-endpoints")
     assert nodes.inputs["serviceEndpoints"] == [{"service": "Microsoft.Storage"}]
     assert nodes.urn in endpoints.dependencies  # one subnet change at a time per VNet
-    vnet = run.one("azure-native:network:VirtualNetwork", f"{NAME}-vnet")
+    vnet = run.one("azure-native:network:VirtualNetwork", f"{NET}-vnet")
     assert vnet.inputs["addressSpace"] == {"addressPrefixes": [str(run.spec.network.cidr)]}
     assert "subnets" not in vnet.inputs
 
 
-def test_layout_uses_the_shared_blocks(dev: Run, prod: Run) -> None:
-    # One zone: the second block is the zone's (unused on Azure) public block.
-    assert (
-        dev.one("azure-native:network:Subnet", f"{NAME}-endpoints").inputs["addressPrefix"]
-        == dev.spec.network.subnets()[0][2]
-    )
-    assert (
-        prod.one("azure-native:network:Subnet", f"{NAME}-endpoints").inputs["addressPrefix"]
-        == prod.spec.network.subnets()[1][1]
-    )
+def _subnet_prefixes(run: Run) -> dict[str, str]:
+    return {
+        role: run.one("azure-native:network:Subnet", f"{NET}-{role}").inputs["addressPrefix"]
+        for role in ("nodes", "endpoints")
+    }
+
+
+def test_subnets_take_regional_blocks_whatever_the_zones(dev: Run, prod: Run) -> None:
+    assert dev.spec.regional_subnets()[:2] == tuple(REGIONAL_BLOCKS.values())
+    # Changing the zone count or order must never resize (replace) a subnet under the
+    # cluster; the zonal blocks are not used on Azure.
+    zonal = {block for _, p, q in prod.spec.subnets() for block in (p, q)}
+    assert not zonal & set(REGIONAL_BLOCKS.values())
+    layouts = [_subnet_prefixes(run) for run in (dev, prod)]
+    for zones in (2, ["3", "1"]):
+        layouts.append(_subnet_prefixes(_record({**DEV, "network": {"zones": zones}})))
+    assert all(layout == REGIONAL_BLOCKS for layout in layouts)
 
 
 def test_nsgs_never_allow_inbound_from_the_internet(run: Run) -> None:
     open_sources = {"*", "internet", "any", "0.0.0.0/0", "0.0.0.0"}
     for role in ("nodes", "endpoints"):
-        rules = run.one("azure-native:network:NetworkSecurityGroup", f"{NAME}-{role}-nsg").inputs[
+        rules = run.one("azure-native:network:NetworkSecurityGroup", f"{NET}-{role}-nsg").inputs[
             "securityRules"
         ]
         by_name = {rule["name"]: rule for rule in rules}
@@ -229,12 +239,12 @@ def test_nsgs_never_allow_inbound_from_the_internet(run: Run) -> None:
 
 def test_nat_gateway_is_standard_with_a_static_address(run: Run) -> None:
     zone = run.spec.network.zones[0]
-    nat = run.one("azure-native:network:NatGateway", f"{NAME}-nat")
+    nat = run.one("azure-native:network:NatGateway", f"{NET}-nat")
     assert nat.inputs["sku"] == {"name": "Standard"}
     assert nat.inputs["idleTimeoutInMinutes"] == 10
     assert nat.inputs["zones"] == [zone]
-    assert nat.inputs["publicIpAddresses"] == [{"id": f"{NAME}-nat-ip-id"}]
-    ip = run.one("azure-native:network:PublicIPAddress", f"{NAME}-nat-ip")
+    assert nat.inputs["publicIpAddresses"] == [{"id": f"{NET}-nat-ip-id"}]
+    ip = run.one("azure-native:network:PublicIPAddress", f"{NET}-nat-ip")
     assert ip.inputs["sku"] == {"name": "Standard", "tier": "Regional"}
     assert ip.inputs["publicIPAllocationMethod"] == "Static"
     assert ip.inputs["zones"] == [zone]
@@ -242,14 +252,14 @@ def test_nat_gateway_is_standard_with_a_static_address(run: Run) -> None:
 
 def test_vnet_flow_log_goes_to_the_regional_watcher(dev: Run, prod: Run) -> None:
     for run in (dev, prod):
-        flow = run.one("azure-native:network:FlowLog", f"{NAME}-flowlog")
+        flow = run.one("azure-native:network:FlowLog", f"{NET}-flowlog")
         assert flow.inputs["enabled"] is True
         assert flow.inputs["retentionPolicy"] == {
             "enabled": True,
             "days": run.spec.network.flow_log_retention_days,
         }
-        assert flow.inputs["targetResourceId"] == f"{NAME}-vnet-id"
-        assert flow.inputs["storageId"] == f"{NAME}-flowlogs-id"
+        assert flow.inputs["targetResourceId"] == f"{NET}-vnet-id"
+        assert flow.inputs["storageId"] == f"{NET}-flowlogs-id"
         assert flow.inputs["resourceGroupName"] == "NetworkWatcherRG"
         assert flow.inputs["networkWatcherName"] == f"NetworkWatcher_{run.spec.region}"
         assert flow.inputs["location"] == run.spec.region
@@ -275,7 +285,7 @@ def _assert_private_account(account: Resource) -> None:
 
 
 def test_flow_log_account_is_private(run: Run) -> None:
-    account = run.one("azure-native:storage:StorageAccount", f"{NAME}-flowlogs")
+    account = run.one("azure-native:storage:StorageAccount", f"{NET}-flowlogs")
     _assert_private_account(account)
     assert account.inputs["sku"] == {"name": "Standard_LRS"}
     assert account.inputs["location"] == run.spec.region
@@ -286,17 +296,17 @@ def test_flow_log_account_is_private(run: Run) -> None:
 
 def test_flow_log_writes_as_its_own_identity_with_one_account_role(run: Run) -> None:
     identity = run.one(
-        "azure-native:managedidentity:UserAssignedIdentity", f"{NAME}-flowlog-identity"
+        "azure-native:managedidentity:UserAssignedIdentity", f"{NET}-flowlog-identity"
     )
     assert identity.inputs["location"] == run.spec.region
     assert identity.inputs["resourceGroupName"] == f"{NAME}-rg"
-    flow = run.one("azure-native:network:FlowLog", f"{NAME}-flowlog")
+    flow = run.one("azure-native:network:FlowLog", f"{NET}-flowlog")
     assert flow.inputs["identity"] == {
         "type": "UserAssigned",
-        "userAssignedIdentities": [f"{NAME}-flowlog-identity-id"],
+        "userAssignedIdentities": [f"{NET}-flowlog-identity-id"],
     }
-    writer = run.one("azure-native:authorization:RoleAssignment", f"{NAME}-flowlog-writer")
-    assert writer.inputs["scope"] == f"{NAME}-flowlogs-id"
+    writer = run.one("azure-native:authorization:RoleAssignment", f"{NET}-flowlog-writer")
+    assert writer.inputs["scope"] == f"{NET}-flowlogs-id"
     assert writer.inputs["roleDefinitionId"] == (
         f"/subscriptions/{planning.SUBSCRIPTION_ID}/providers/Microsoft.Authorization"
         "/roleDefinitions/ba92f5b4-2d11-453d-a403-e96b0029c9fe"
@@ -309,23 +319,23 @@ def test_flow_log_writes_as_its_own_identity_with_one_account_role(run: Run) -> 
 
 def test_object_store_account_is_private_and_keyless(dev: Run, prod: Run) -> None:
     for run, sku in ((dev, "Standard_LRS"), (prod, "Standard_ZRS")):
-        account = run.one("azure-native:storage:StorageAccount", f"{NAME}-account")
+        account = run.one("azure-native:storage:StorageAccount", f"{ST}-account")
         _assert_private_account(account)
         assert account.inputs["sku"] == {"name": sku}
         assert account.inputs["allowSharedKeyAccess"] is False
         assert account.inputs["defaultToOAuthAuthentication"] is True
         assert account.inputs["isHnsEnabled"] is False
         assert account.inputs["networkRuleSet"]["virtualNetworkRules"] == [
-            {"virtualNetworkResourceId": f"{NAME}-nodes-id", "action": "Allow"}
+            {"virtualNetworkResourceId": f"{NET}-nodes-id", "action": "Allow"}
         ]
 
 
 def test_container_is_private_and_versioning_follows_spec(dev: Run, prod: Run) -> None:
     for run in (dev, prod):
-        container = run.one("azure-native:storage:BlobContainer", f"{NAME}-container")
+        container = run.one("azure-native:storage:BlobContainer", f"{ST}-container")
         assert container.inputs["publicAccess"] == "None"
         assert container.inputs["containerName"] == "gpuyard"
-        service = run.one("azure-native:storage:BlobServiceProperties", f"{NAME}-blob-service")
+        service = run.one("azure-native:storage:BlobServiceProperties", f"{ST}-blob-service")
         assert service.inputs["isVersioningEnabled"] is run.spec.storage.versioning
         days = run.spec.storage.checkpoint_version_retention_days
         assert service.inputs["deleteRetentionPolicy"] == {
@@ -355,14 +365,14 @@ def test_lifecycle_deletes_previous_versions_after_spec_days(prod: Run) -> None:
 
 def test_blob_data_access_is_audited(dev: Run, prod: Run) -> None:
     for run in (dev, prod):
-        workspace = run.one("azure-native:operationalinsights:Workspace", f"{NAME}-audit")
+        workspace = run.one("azure-native:operationalinsights:Workspace", f"{ST}-audit")
         assert workspace.inputs["sku"] == {"name": "PerGB2018"}
         assert workspace.inputs["retentionInDays"] == run.spec.storage.access_log_retention_days
         assert workspace.inputs["publicNetworkAccessForIngestion"] == "Disabled"
         assert workspace.inputs["features"] == {"disableLocalAuth": True}
-        setting = run.one("azure-native:monitor:DiagnosticSetting", f"{NAME}-audit-blob")
-        assert setting.inputs["resourceUri"] == f"{NAME}-account-id/blobServices/default"
-        assert setting.inputs["workspaceId"] == f"{NAME}-audit-id"
+        setting = run.one("azure-native:monitor:DiagnosticSetting", f"{ST}-audit-blob")
+        assert setting.inputs["resourceUri"] == f"{ST}-account-id/blobServices/default"
+        assert setting.inputs["workspaceId"] == f"{ST}-audit-id"
         assert setting.inputs["logs"] == [
             {"category": c, "enabled": True}
             for c in ("StorageRead", "StorageWrite", "StorageDelete")
@@ -372,20 +382,21 @@ def test_blob_data_access_is_audited(dev: Run, prod: Run) -> None:
 def test_tags_reach_taggable_resources(dev: Run) -> None:
     for type_, name in [
         ("azure-native:resources:ResourceGroup", f"{NAME}-rg"),
-        ("azure-native:network:VirtualNetwork", f"{NAME}-vnet"),
-        ("azure-native:storage:StorageAccount", f"{NAME}-account"),
-        ("azure-native:operationalinsights:Workspace", f"{NAME}-audit"),
+        ("azure-native:network:VirtualNetwork", f"{NET}-vnet"),
+        ("azure-native:storage:StorageAccount", f"{ST}-account"),
+        ("azure-native:operationalinsights:Workspace", f"{ST}-audit"),
     ]:
-        assert dev.one(type_, name).inputs["tags"] == {"team": "ml"}
+        assert dev.one(type_, name).inputs["tags"] == {"team": "ml", "gpuyard:environment": "dev"}
 
 
 def test_outputs(run: Run) -> None:
-    store_account = run.one("azure-native:storage:StorageAccount", f"{NAME}-account")
+    store_account = run.one("azure-native:storage:StorageAccount", f"{ST}-account")
     assert run.plan.outputs == {
-        "bucket_url": "az://gpuyard",
-        "network_id": f"{NAME}-vnet-id",
+        # adlfs takes the account from the host, so the URL alone finds the container.
+        "bucket_url": f"az://gpuyard@{store_account.inputs['accountName']}.blob.core.windows.net",
+        "network_id": f"{NET}-vnet-id",
         "account_name": store_account.inputs["accountName"],
-        "subnet_ids": {"nodes": f"{NAME}-nodes-id", "endpoints": f"{NAME}-endpoints-id"},
+        "subnet_ids": {"nodes": f"{NET}-nodes-id", "endpoints": f"{NET}-endpoints-id"},
     }
 
 
@@ -394,15 +405,58 @@ def test_outputs(run: Run) -> None:
     [("gpuyard", "dev"), ("My_Platform-With-A-Very-Long-Name", "staging-eu-west"), ("x", "qa")],
 )
 def test_account_names_fit_azure_rules(name: str, environment: str) -> None:
+    subscriptions = (planning.SUBSCRIPTION_ID, "11111111-2222-3333-4444-555555555555")
     names = {
-        azure_kit.account_name(name, environment, region, role)
+        azure_kit.account_name(name, environment, region, role, subscription)
         for region in ("eastus", "westeurope")
         for role in ("st", "fl")
+        for subscription in subscriptions
     }
-    assert len(names) == 4
+    assert len(names) == 8
     for account in names:
         assert re.fullmatch(r"[a-z0-9]{3,24}", account), account
         assert account.startswith("gpy")
-    assert azure_kit.account_name(name, environment, "eastus", "st") == azure_kit.account_name(
-        name, environment, "eastus", "st"
-    )
+    args = (name, environment, "eastus", "st", subscriptions[0])
+    assert azure_kit.account_name(*args) == azure_kit.account_name(*args)
+
+
+def test_account_names_differ_per_subscription(dev: Run) -> None:
+    # Everyone deploying the repo's stack files shares name, environment and region; only
+    # the subscription tells their globally unique account names apart.
+    names = {
+        azure_kit.account_name(NAME, "dev", "eastus", "st", subscription)
+        for subscription in (planning.SUBSCRIPTION_ID, "11111111-2222-3333-4444-555555555555")
+    }
+    assert len(names) == 2
+    for role, resource in (("st", f"{ST}-account"), ("fl", f"{NET}-flowlogs")):
+        declared = dev.one("azure-native:storage:StorageAccount", resource).inputs["accountName"]
+        assert declared == azure_kit.account_name(
+            NAME, "dev", "eastus", role, planning.SUBSCRIPTION_ID
+        )
+
+
+def test_flow_log_uses_the_network_watcher_it_is_given() -> None:
+    def program() -> None:
+        AzureNetwork(
+            "net",
+            AzureNetworkArgs(
+                resource_group_name="rg",
+                location="eastus",
+                cidr="10.0.0.0/16",
+                nodes_cidr="10.0.192.0/20",
+                endpoints_cidr="10.0.208.0/20",
+                zones=["1"],
+                subscription_id=planning.SUBSCRIPTION_ID,
+                flow_log_retention_days=30,
+                flow_log_account_name="gpyflexample",
+                network_watcher_resource_group="network-ops",
+                network_watcher_name="watcher-eastus",
+                protect=False,
+            ),
+        )
+
+    recorded = planning.record(program)
+    (flow,) = recorded.by_type("azure-native:network:FlowLog")
+    assert flow.inputs["resourceGroupName"] == "network-ops"
+    assert flow.inputs["networkWatcherName"] == "watcher-eastus"
+    assert not recorded.by_type("azure-native:network:NetworkWatcher")
