@@ -15,13 +15,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
-import fsspec
 import torch
 from safetensors.torch import load_model, save_model
 
 from workloads.model import GPT, GPTConfig
+from workloads.store import fs_root
 
 FORMAT = "gpuyard-model/1"
 WEIGHTS = "model.safetensors"
@@ -58,20 +59,19 @@ def write(model: GPT, run: dict, step: int, directory: str | os.PathLike) -> Pat
     return directory
 
 
-def upload(local: str | os.PathLike, url: str) -> None:
-    """Copy a local artifact to ``url``, payload first and manifest last."""
-    fs, root = fsspec.core.url_to_fs(url)
+def upload(local: str | os.PathLike, url: str, extra: Iterable[str | os.PathLike] = ()) -> None:
+    """Copy a local artifact to ``url``: ``extra`` files by name, then payload, manifest last."""
+    fs, root = fs_root(url)
     fs.makedirs(root, exist_ok=True)
-    for name in (*PAYLOAD, MANIFEST):
-        fs.put_file(str(Path(local) / name), f"{root.rstrip('/')}/{name}")
+    for path in (*extra, *(Path(local) / name for name in (*PAYLOAD, MANIFEST))):
+        fs.put_file(str(path), f"{root}/{Path(path).name}")
 
 
 def download(url: str, local: str | os.PathLike) -> Path:
     """Fetch the artifact at ``url`` into ``local`` and verify it against its manifest."""
     local = Path(local)
     local.mkdir(parents=True, exist_ok=True)
-    fs, root = fsspec.core.url_to_fs(url)
-    root = root.rstrip("/")
+    fs, root = fs_root(url)
     if not fs.exists(f"{root}/{MANIFEST}"):
         raise ArtifactError(
             f"no {MANIFEST} at {url}: not a gpuyard model, or its export is incomplete"
@@ -91,10 +91,19 @@ def verify(directory: str | os.PathLike) -> dict:
         raise ArtifactError(f"{directory} has no {MANIFEST}") from None
     if manifest.get("format") != FORMAT:
         raise ArtifactError(f"{directory}: format {manifest.get('format')!r}, expected {FORMAT!r}")
-    for name, entry in manifest["files"].items():
+    files = manifest.get("files", {})
+    unlisted = [name for name in PAYLOAD if name not in files]
+    if unlisted:
+        raise ArtifactError(f"{directory}: the manifest does not list {', '.join(unlisted)}")
+    for name, entry in files.items():
         path = directory / name
         if not path.exists():
             raise ArtifactError(f"{directory}: {name} is listed in the manifest but missing")
+        size = path.stat().st_size
+        if size != entry["bytes"]:
+            raise ArtifactError(
+                f"{directory}: {name} is {size} bytes, the manifest says {entry['bytes']}"
+            )
         actual = sha256_file(path)
         if actual != entry["sha256"]:
             raise ArtifactError(

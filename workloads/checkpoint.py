@@ -8,7 +8,6 @@ Layout under the ``--ckpt`` URL::
         __0_0.distcp ...   DCP shards, one file per rank
         rank-00000.pt ...  per-rank RNG states and data position
         COMPLETE           written by rank 0 after a barrier: every rank has finished
-    latest                 name of the newest complete step directory, written last
 
 Model and optimizer go through DCP with its fsspec writer and reader, so a run
 may resume on another world size or switch DDP and FSDP2; RNG and data state
@@ -16,6 +15,8 @@ are per rank and restored only on the same world size. Nothing is ever
 renamed on the store (the GCS emulator has no move API): DCP's own metadata
 rename is done as copy + delete, and completeness is a marker written last,
 so a crash mid-save leaves a directory without ``COMPLETE`` that readers skip.
+The latest checkpoint is the newest step directory with ``COMPLETE``; no
+pointer file can disagree with the markers.
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ import re
 import warnings
 from dataclasses import dataclass
 
-import fsspec
 import numpy as np
 import torch
 import torch.distributed as dist
@@ -42,11 +42,11 @@ from torch.distributed.checkpoint.state_dict import (
 )
 
 from workloads.model import GPT, GPTConfig
+from workloads.store import fs_root, is_local
 
 FORMAT = "gpuyard-checkpoint/1"
 META = "meta.json"
 COMPLETE = "COMPLETE"
-LATEST = "latest"
 STEP_DIR = re.compile(r"^step-(\d+)$")
 
 
@@ -70,14 +70,9 @@ class Found:
     """Its meta.json: format, step, world size, model and run config."""
 
 
-def _fs(url: str) -> tuple[fsspec.AbstractFileSystem, str]:
-    fs, root = fsspec.core.url_to_fs(url)
-    return fs, root.rstrip("/")
-
-
 def _step_dirs(url: str) -> list[tuple[int, str]]:
     """(step, path) of every step directory under ``url``, newest first."""
-    fs, root = _fs(url)
+    fs, root = fs_root(url)
     # Listings are cached per filesystem instance, and other processes write here.
     fs.invalidate_cache(root)
     if not fs.exists(root):
@@ -92,7 +87,7 @@ def _step_dirs(url: str) -> list[tuple[int, str]]:
 
 def find_latest(url: str) -> Found | None:
     """The newest complete checkpoint under ``url``; torn ones are skipped with a warning."""
-    fs, _ = _fs(url)
+    fs, _ = fs_root(url)
     for step, path in _step_dirs(url):
         if not fs.exists(f"{path}/{COMPLETE}"):
             warnings.warn(
@@ -129,10 +124,9 @@ class _CopyRenameFileSystem(FileSystem):
 
 class _Writer(FsspecWriter):
     def __init__(self, path: str):
-        fs, _ = _fs(path)
-        local = "file" in fs.protocol or "local" in fs.protocol
+        fs, _ = fs_root(path)
         # fsync only means something on a local disk; elsewhere DCP falls back to os.sync().
-        super().__init__(path, sync_files=local)
+        super().__init__(path, sync_files=is_local(fs))
         self.fs = _CopyRenameFileSystem()
         self.path = self.fs.init_path(path)
 
@@ -185,11 +179,11 @@ def save(
 
     Collective: every rank calls it. ``rank_state`` is this rank's own state
     (data position, RNG); ``meta`` is written by rank 0. The checkpoint becomes
-    visible (``COMPLETE``, ``latest``) only after every rank has written, then
-    rank 0 deletes all but the newest ``keep`` complete checkpoints.
+    visible (``COMPLETE``) only after every rank has written, then rank 0
+    deletes all but the newest ``keep`` complete checkpoints.
     """
     rank = dist.get_rank() if dist.is_initialized() else 0
-    fs, root = _fs(url)
+    fs, root = fs_root(url)
     path = f"{root}/{step_name(step)}"
     target = f"{url.rstrip('/')}/{step_name(step)}"
     if rank == 0:
@@ -209,15 +203,19 @@ def save(
     _barrier()
     if rank == 0:
         fs.pipe_file(f"{path}/{COMPLETE}", b"")
-        fs.pipe_file(f"{root}/{LATEST}", step_name(step).encode())
-        prune(url, keep)
+        try:
+            prune(url, keep)
+        except Exception as error:
+            # The checkpoint is complete: failing here would kill a healthy run while
+            # the other ranks wait below, and the next save prunes these too.
+            warnings.warn(f"could not prune old checkpoints under {url}: {error!r}", stacklevel=2)
     _barrier()
     return target
 
 
 def prune(url: str, keep: int) -> None:
     """Delete every step directory older than the newest ``keep`` complete ones."""
-    fs, _ = _fs(url)
+    fs, _ = fs_root(url)
     complete = [(s, p) for s, p in _step_dirs(url) if fs.exists(f"{p}/{COMPLETE}")]
     if len(complete) <= keep:
         return
@@ -244,7 +242,7 @@ def load(found: Found, model: torch.nn.Module, optimizer: torch.optim.Optimizer)
     )
     if found.meta.get("world_size") != world:
         return None
-    fs, root = _fs(found.url)
+    fs, root = fs_root(found.url)
     data = fs.cat_file(f"{root}/rank-{rank:05d}.pt")
     return torch.load(io.BytesIO(data), weights_only=True)
 

@@ -2,17 +2,20 @@
 
 A dataset is a directory at any fsspec URL holding raw token arrays and a manifest::
 
-    train-00000.bin ...   tokens of the train split, ``dtype`` from the manifest
+    train-00000.bin ...   tokens of the train split, one byte each
     val-00000.bin ...     tokens of the held-out split
-    manifest.json         written last: format, vocab size, dtype, shard names and sizes
+    manifest.json         written last: format, vocab size, dtype, shard names, sizes, sha256
 
 Tokens are bytes (vocab 256), so text needs no tokenizer and any file is a corpus.
+Shards on a remote store are downloaded once per machine into a cache named by
+their sha256, so a dataset rewritten in place is never served from stale bytes.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sysconfig
 import tempfile
 from dataclasses import dataclass
@@ -21,6 +24,8 @@ from pathlib import Path
 import fsspec
 import numpy as np
 import torch
+
+from workloads.store import fs_root, is_local
 
 FORMAT = "gpuyard-tokens/1"
 MANIFEST = "manifest.json"
@@ -31,11 +36,6 @@ DOC_SEPARATOR = b"\n"
 
 class DataError(ValueError):
     """A corpus or dataset that cannot be used; the message says what is wrong."""
-
-
-def token_dtype(vocab_size: int) -> np.dtype:
-    """The smallest unsigned dtype that holds every token id."""
-    return np.dtype(np.uint8 if vocab_size <= 256 else np.uint16)
 
 
 def stdlib_sources() -> list[tuple[str, str]]:
@@ -56,13 +56,13 @@ def stdlib_sources() -> list[tuple[str, str]]:
 def _read_sources(source: str | None) -> tuple[fsspec.AbstractFileSystem, list[tuple[str, str]]]:
     if source is None:
         return fsspec.filesystem("file"), stdlib_sources()
-    fs, root = fsspec.core.url_to_fs(source)
+    fs, root = fs_root(source)
     if not fs.exists(root):
         raise DataError(f"--source {source} does not exist")
     if fs.isfile(root):
         return fs, [(Path(root).name, root)]
     files = sorted(p for p in fs.find(root) if not fs.isdir(p))
-    prefix = root.rstrip("/") + "/"
+    prefix = root + "/"
     return fs, [(p.removeprefix(prefix), p) for p in files]
 
 
@@ -97,12 +97,11 @@ def prepare(
     where = source or f"the standard library at {sysconfig.get_paths()['stdlib']}"
     if not corpus:
         raise DataError(f"corpus is empty: no bytes found in {where}")
-    tokens = np.frombuffer(bytes(corpus), dtype=np.uint8).astype(token_dtype(VOCAB_SIZE))
+    tokens = np.frombuffer(bytes(corpus), dtype=np.uint8)
     n_val = max(1, int(len(tokens) * val_fraction))
     splits = {"train": tokens[:-n_val], "val": tokens[-n_val:]}
 
-    out_fs, root = fsspec.core.url_to_fs(out)
-    root = root.rstrip("/")
+    out_fs, root = fs_root(out)
     out_fs.makedirs(root, exist_ok=True)
     manifest = {
         "format": FORMAT,
@@ -117,8 +116,10 @@ def prepare(
         for i, start in enumerate(range(0, len(array), shard_tokens)):
             chunk = array[start : start + shard_tokens]
             name = f"{split}-{i:05d}.bin"
-            out_fs.pipe_file(f"{root}/{name}", chunk.tobytes())
-            shards.append({"file": name, "tokens": len(chunk)})
+            data = chunk.tobytes()
+            out_fs.pipe_file(f"{root}/{name}", data)
+            sha256 = hashlib.sha256(data).hexdigest()
+            shards.append({"file": name, "tokens": len(chunk), "sha256": sha256})
         manifest["splits"][split] = shards
     out_fs.pipe_file(f"{root}/{MANIFEST}", json.dumps(manifest, indent=2).encode())
     return manifest
@@ -126,8 +127,8 @@ def prepare(
 
 def read_manifest(url: str) -> dict:
     """The manifest of the dataset at ``url``, or a DataError saying why there is none."""
-    fs, root = fsspec.core.url_to_fs(url)
-    path = f"{root.rstrip('/')}/{MANIFEST}"
+    fs, root = fs_root(url)
+    path = f"{root}/{MANIFEST}"
     try:
         manifest = json.loads(fs.cat_file(path))
     except FileNotFoundError:
@@ -140,18 +141,39 @@ def read_manifest(url: str) -> dict:
     return manifest
 
 
-def _local_copy(fs: fsspec.AbstractFileSystem, remote: str, url: str, name: str) -> str:
-    """A local path for one shard: the file itself, or a cached download of it."""
-    if "file" in fs.protocol or "local" in fs.protocol:
+def _local_copy(fs: fsspec.AbstractFileSystem, remote: str, entry: dict, url: str) -> str:
+    """A local path for one shard: the file itself, or a verified download of it.
+
+    Every local rank of a node may download the same shard at once: each writes
+    a partial file of its own and publishes it by an atomic rename only once its
+    digest matches, so no rank ever maps a file that another is still writing.
+    """
+    if is_local(fs):
         return remote
-    key = hashlib.sha256(url.encode()).hexdigest()[:16]
-    local = Path(tempfile.gettempdir()) / "gpuyard-data" / key / name
-    size = fs.size(remote)
-    if not local.exists() or local.stat().st_size != size:
-        local.parent.mkdir(parents=True, exist_ok=True)
-        partial = local.with_suffix(".partial")
-        fs.get_file(remote, str(partial))
-        partial.replace(local)
+    if "sha256" not in entry:
+        raise DataError(
+            f"--data {url}: the manifest has no sha256 for {entry['file']}, which remote "
+            "shards need; re-run `python -m workloads prepare` to write them"
+        )
+    cache = Path(tempfile.gettempdir()) / "gpuyard-data"
+    local = cache / f"{entry['sha256']}.bin"
+    if local.exists():
+        return str(local)
+    cache.mkdir(parents=True, exist_ok=True)
+    handle, partial = tempfile.mkstemp(dir=cache, prefix=f"{local.name}.", suffix=".partial")
+    os.close(handle)
+    try:
+        fs.get_file(remote, partial)
+        with open(partial, "rb") as f:
+            digest = hashlib.file_digest(f, "sha256").hexdigest()
+        if digest != entry["sha256"]:
+            raise DataError(
+                f"--data {url}: {entry['file']} has sha256 {digest}, the manifest says "
+                f"{entry['sha256']}; was the dataset rewritten during the download?"
+            )
+        os.replace(partial, local)
+    finally:
+        Path(partial).unlink(missing_ok=True)
     return str(local)
 
 
@@ -166,7 +188,7 @@ class Split:
     def open(cls, url: str, split: str, min_tokens: int) -> Split:
         """Open ``split`` of the dataset at ``url``, dropping shards under ``min_tokens``."""
         manifest = read_manifest(url)
-        fs, root = fsspec.core.url_to_fs(url)
+        fs, root = fs_root(url)
         dtype = np.dtype(manifest["dtype"])
         entries = manifest["splits"].get(split, [])
         usable = [e for e in entries if e["tokens"] >= min_tokens]
@@ -178,7 +200,7 @@ class Split:
             )
         shards = []
         for entry in usable:
-            path = _local_copy(fs, f"{root.rstrip('/')}/{entry['file']}", url, entry["file"])
+            path = _local_copy(fs, f"{root}/{entry['file']}", entry, url)
             shards.append(np.memmap(path, dtype=dtype, mode="r", shape=(entry["tokens"],)))
         return cls(shards)
 

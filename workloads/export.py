@@ -15,8 +15,6 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-import fsspec
-
 from workloads import artifact, checkpoint
 
 SAGEMAKER_ARCHIVE = "model.tar.gz"
@@ -35,18 +33,16 @@ def export(ckpt: str, out: str, sagemaker: bool = False) -> dict:
     result = {"event": "exported", "step": found.step, "checkpoint": found.url, "artifact": out}
     with tempfile.TemporaryDirectory() as tmp:
         local = artifact.write(model, found.meta["run"], found.step, Path(tmp) / "artifact")
+        extra = []
         if sagemaker:
             archive = Path(tmp) / SAGEMAKER_ARCHIVE
             with tarfile.open(archive, "w:gz") as tar:
                 for name in (*artifact.PAYLOAD, artifact.MANIFEST):
                     tar.add(local / name, arcname=name)
-            fs, root = fsspec.core.url_to_fs(out)
-            fs.makedirs(root, exist_ok=True)
-            fs.put_file(str(archive), f"{root.rstrip('/')}/{SAGEMAKER_ARCHIVE}")
+            extra.append(archive)
             result["sagemaker"] = f"{out.rstrip('/')}/{SAGEMAKER_ARCHIVE}"
-        # The artifact's manifest goes up last, after the archive, so a reader that
-        # finds it finds everything.
-        artifact.upload(local, out)
+        # The archive goes up before the manifest, so finding the manifest means all is there.
+        artifact.upload(local, out, extra=extra)
     return result
 
 

@@ -17,6 +17,14 @@ Two nodes (run on each, ``--node_rank`` 0 and 1):
 Logs are JSON lines on stdout from rank 0. SIGTERM (a spot preemption notice)
 makes every rank checkpoint at the next step boundary and exit 0; relaunch
 with ``--resume`` to continue bit-exactly on CPU.
+
+Under torchrun the agent forwards SIGTERM to the workers and SIGKILLs them
+about 30 s later. A preemption checkpoint that takes longer than that (the
+step in flight plus the upload to an object store) is torn: resume skips it
+and continues from the previous periodic checkpoint, so up to ``--ckpt-every``
+steps are lost. Read the ``seconds`` of the ``checkpoint`` log lines, and where
+they approach 30 s, set ``--ckpt-every`` so that the steps between checkpoints
+are work you can afford to redo after a preemption.
 """
 
 from __future__ import annotations
@@ -140,6 +148,30 @@ def peak_flops(device: torch.device) -> float | None:
     return next((v for k, v in PEAK_BF16_FLOPS.items() if k in name), None)
 
 
+def mfu(
+    config: GPTConfig, tokens_per_s: float, device: torch.device, world: int = 1
+) -> float | None:
+    """Model flops utilisation of ``world`` devices like ``device``; None without a known peak."""
+    peak = peak_flops(device)
+    return config.flops_per_token() * tokens_per_s / (peak * world) if peak else None
+
+
+@contextlib.contextmanager
+def kernel_determinism(device: torch.device):
+    """Deterministic kernels on CPU while inside; the caller's setting is restored on exit.
+
+    Bit-exact resume needs reproducible kernels; on GPU they would cost speed.
+    """
+    enabled = torch.are_deterministic_algorithms_enabled()
+    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    if device.type == "cpu":
+        torch.use_deterministic_algorithms(True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(enabled, warn_only=warn_only)
+
+
 def _validate(cfg: TrainConfig) -> None:
     positive = ("steps", "batch_size", "grad_accum", "keep", "log_every", "eval_iters")
     for name in positive:
@@ -251,6 +283,11 @@ def train(cfg: TrainConfig, config: GPTConfig) -> TrainResult:
     starts, identically on every rank, so all ranks fail together instead
     of leaving the others hanging in a collective.
     """
+    with kernel_determinism(torch.device("cuda" if torch.cuda.is_available() else "cpu")):
+        return _train(cfg, config)
+
+
+def _train(cfg: TrainConfig, config: GPTConfig) -> TrainResult:
     _validate(cfg)
     rank = int(os.environ.get("RANK", 0))
     world = int(os.environ.get("WORLD_SIZE", 1))
@@ -266,8 +303,6 @@ def train(cfg: TrainConfig, config: GPTConfig) -> TrainResult:
         torch.cuda.set_device(device)
     else:
         device = torch.device("cpu")
-        # Bit-exact resume needs reproducible kernels; on GPU they would cost speed.
-        torch.use_deterministic_algorithms(True)
     control = None
     if world > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
@@ -308,7 +343,6 @@ def train(cfg: TrainConfig, config: GPTConfig) -> TrainResult:
         else contextlib.nullcontext()
     )
     tokens_per_step = cfg.batch_size * cfg.grad_accum * config.block_size * world
-    peak = peak_flops(device)
     meta = {"model": config.to_dict(), "run": asdict(cfg), "world_size": world}
     bar = None
     if rank == 0 and sys.stderr.isatty():
@@ -385,7 +419,7 @@ def train(cfg: TrainConfig, config: GPTConfig) -> TrainResult:
                 last_loss = loss_sum.item() / world
                 now = time.perf_counter()
                 tokens_per_s = window_steps * tokens_per_step / (now - window_started - paused)
-                mfu = config.flops_per_token() * tokens_per_s / (peak * world) if peak else None
+                utilisation = mfu(config, tokens_per_s, device, world)
                 if rank == 0:
                     _log(
                         {
@@ -393,7 +427,7 @@ def train(cfg: TrainConfig, config: GPTConfig) -> TrainResult:
                             "loss": round(last_loss, 6),
                             "lr": lr,
                             "tokens_per_s": round(tokens_per_s, 1),
-                            "mfu": None if mfu is None else round(mfu, 4),
+                            "mfu": None if utilisation is None else round(utilisation, 4),
                             "elapsed": round(time.time() - started, 3),
                         }
                     )

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import tempfile
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import fsspec
 import numpy as np
 import pytest
 import torch
+from fsspec.implementations.memory import MemoryFileSystem
 
 from workloads.__main__ import main
 from workloads.data import BatchSampler, DataError, Split, prepare, read_manifest, stdlib_sources
@@ -31,6 +37,9 @@ def test_prepare_is_deterministic_and_holds_out_val(tmp_path):
     for name in ("train-00000.bin", "val-00000.bin", "manifest.json"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
     assert read_manifest(first) == manifest
+    shard = manifest["splits"]["train"][0]
+    digest = hashlib.sha256((tmp_path / "a" / shard["file"]).read_bytes()).hexdigest()
+    assert shard["sha256"] == digest
 
 
 def test_prepare_reads_a_directory_at_a_url(store):
@@ -83,3 +92,57 @@ def test_too_small_split_names_the_sizes(tmp_path):
         Split.open(tmp_path.as_uri() + "/d", "train", min_tokens=129)
     manifest = json.loads((tmp_path / "d" / "manifest.json").read_text())
     assert np.dtype(manifest["dtype"]) == np.uint8
+
+
+class SlowStore(MemoryFileSystem):
+    """An in-memory object store whose downloads trickle in, so concurrent ones overlap."""
+
+    protocol = "slowstore"
+
+    @classmethod
+    def _strip_protocol(cls, path):
+        return super()._strip_protocol(str(path).removeprefix("slowstore://"))
+
+    def get_file(self, rpath, lpath, **kwargs):
+        # cat_file, as the memory store shares one file object among all readers of a path.
+        data = self.cat_file(rpath)
+        with open(lpath, "wb") as f:
+            for start in range(0, len(data), 4096):
+                f.write(data[start : start + 4096])
+                f.flush()
+                time.sleep(0.001)
+
+
+@pytest.fixture
+def slow_store(tmp_path, monkeypatch):
+    """A slowstore:// dataset URL, with the shard cache in this test's own directory."""
+    fsspec.register_implementation("slowstore", SlowStore, clobber=True)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    name = f"t-{uuid.uuid4().hex[:12]}"
+    yield f"slowstore://{name}/data"
+    SlowStore().rm(f"/{name}", recursive=True)
+
+
+def corpus(tmp_path, text: bytes) -> str:
+    (tmp_path / "corpus.txt").write_bytes(text)
+    return str(tmp_path / "corpus.txt")
+
+
+def test_concurrent_downloads_of_one_shard_all_map_the_whole_shard(slow_store, tmp_path):
+    text = bytes(range(256)) * 1000
+    prepare(slow_store, source=corpus(tmp_path, text), val_fraction=0.01)
+    expected = text[: read_manifest(slow_store)["splits"]["train"][0]["tokens"]]
+
+    def open_train(_):
+        return Split.open(slow_store, "train", min_tokens=2).shards[0].tobytes()
+
+    with ThreadPoolExecutor(8) as pool:
+        assert all(shard == expected for shard in pool.map(open_train, range(8)))
+    assert [p.name for p in (tmp_path / "gpuyard-data").iterdir() if "partial" in p.name] == []
+
+
+def test_a_shard_rewritten_with_the_same_size_is_downloaded_again(slow_store, tmp_path):
+    prepare(slow_store, source=corpus(tmp_path, b"a" * 1000), val_fraction=0.1)
+    assert set(Split.open(slow_store, "train", min_tokens=2).shards[0].tobytes()) == {ord("a")}
+    prepare(slow_store, source=corpus(tmp_path, b"b" * 1000), val_fraction=0.1)
+    assert set(Split.open(slow_store, "train", min_tokens=2).shards[0].tobytes()) == {ord("b")}

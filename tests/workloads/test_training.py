@@ -12,6 +12,8 @@ from pathlib import Path
 
 import fsspec
 import pytest
+import torch
+from fsspec.implementations.local import LocalFileSystem
 
 from workloads import artifact, checkpoint
 from workloads.train import TrainConfig, lr_at, model_config, train
@@ -165,8 +167,36 @@ def test_keeps_only_the_last_k_checkpoints(stdlib_data, tmp_path):
     cfg = TrainConfig(data=stdlib_data, ckpt=ckpt.as_uri(), steps=8, batch_size=2, warmup=2,
                       eval_every=0, ckpt_every=2, keep=2, log_every=8)  # fmt: skip
     train(cfg, small_config())
-    assert sorted(p.name for p in ckpt.iterdir()) == ["latest", "step-000006", "step-000008"]
-    assert (ckpt / "latest").read_text() == "step-000008"
+    assert sorted(p.name for p in ckpt.iterdir()) == ["step-000006", "step-000008"]
+
+
+def test_a_failing_prune_warns_and_the_run_goes_on(stdlib_data, tmp_path, monkeypatch):
+    def broken_rm(self, path, recursive=False, **kwargs):
+        if recursive:
+            raise OSError("store unavailable")
+        return real_rm(self, path, recursive=recursive, **kwargs)
+
+    real_rm = LocalFileSystem.rm
+    monkeypatch.setattr(LocalFileSystem, "rm", broken_rm)
+    ckpt = tmp_path / "ck"
+    cfg = TrainConfig(data=stdlib_data, ckpt=ckpt.as_uri(), steps=4, batch_size=2, warmup=2,
+                      eval_every=0, ckpt_every=2, keep=1, log_every=4)  # fmt: skip
+    with pytest.warns(UserWarning, match="could not prune old checkpoints.*store unavailable"):
+        assert train(cfg, small_config()).step == 4
+    assert checkpoint.find_latest(ckpt.as_uri()).step == 4
+    assert sorted(p.name for p in ckpt.iterdir()) == ["step-000002", "step-000004"]
+
+
+@pytest.mark.parametrize("before", [False, True])
+def test_train_leaves_the_callers_determinism_setting_alone(stdlib_data, before):
+    previous = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(before)
+    try:
+        cfg = TrainConfig(data=stdlib_data, steps=1, batch_size=2, warmup=1, eval_every=0)
+        train(cfg, small_config())
+        assert torch.are_deterministic_algorithms_enabled() is before
+    finally:
+        torch.use_deterministic_algorithms(previous)
 
 
 def test_two_process_fsdp2_learns_resumes_exactly_and_exports(stdlib_data, tmp_path):
