@@ -35,13 +35,21 @@ class Level:
     """Results of one (mode, concurrency) run."""
 
     mode: str
+    """Batching mode of the server: none, static or continuous."""
     concurrency: int
+    """Clients sending requests back to back."""
     requests: int
+    """Requests answered 200."""
     seconds: float
+    """Wall time of the level."""
     tokens: int
+    """Bytes generated across the answered requests."""
     latencies: list[float]
+    """Seconds per answered request, at the client."""
     ttft_p50: float
+    """Median time to first token from the server's histogram, seconds."""
     rejected: int
+    """Requests answered anything but 200."""
 
     @property
     def throughput(self) -> float:

@@ -96,10 +96,14 @@ class KVCache:
         head_dim = config.n_embd // config.n_head
         shape = (slots, config.n_head, config.block_size, head_dim)
         self.k = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(config.n_layer)]
+        """Per layer, keys [slots, n_head, block_size, head_dim], in the model's dtype."""
         self.v = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(config.n_layer)]
+        """Per layer, values, shaped like :attr:`k`."""
 
 
 class CausalSelfAttention(nn.Module):
+    """Multi-head causal self-attention; ``step`` attends over a KV cache instead."""
+
     def __init__(self, config: GPTConfig):
         super().__init__()
         self.n_head = config.n_head
@@ -134,6 +138,8 @@ class CausalSelfAttention(nn.Module):
 
 
 class MLP(nn.Module):
+    """The feed-forward half of a block: widen 4x, GELU, project back."""
+
     def __init__(self, config: GPTConfig):
         super().__init__()
         self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd, bias=config.bias)
@@ -145,6 +151,8 @@ class MLP(nn.Module):
 
 
 class Block(nn.Module):
+    """One pre-LayerNorm transformer block: attention then MLP, each on the residual stream."""
+
     def __init__(self, config: GPTConfig):
         super().__init__()
         self.ln_1 = nn.LayerNorm(config.n_embd, bias=config.bias)

@@ -68,6 +68,7 @@ class ServerProcess:
             "GPUYARD_SERVE_HOST": "127.0.0.1",
             "SAGEMAKER_BIND_TO_PORT": str(self.port),
             "GPUYARD_SERVE_THREADS": "1",
+            "GPUYARD_SERVE_DRAIN_DELAY_SECONDS": "0",
             **(env or {}),
         }
         # A file, not a pipe: nobody reads the pipe while the server runs, and a full one blocks it.

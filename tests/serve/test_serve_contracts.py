@@ -134,7 +134,7 @@ def test_stop_sequence(app_factory):
 @pytest.mark.parametrize(
     ("body", "field"),
     [
-        (b"{not json", "malformed JSON"),
+        (b"{not json", "must be JSON"),
         (b"", "body"),
         (b'{"instances": []}', "instances"),
         (b'{"instances": [{"prompt": ""}]}', "instances[0].prompt"),
@@ -266,5 +266,104 @@ def test_missing_model_fails_clearly(tmp_path):
                 live = await client.get("/")
         assert ping.status_code == 503 and "does not exist" in ping.json()["error"]
         assert live.status_code == 200
+
+    run(main())
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/octet-stream", None])
+def test_json_body_whatever_the_content_type(app_factory, content_type):
+    headers = {"content-type": content_type} if content_type else {}
+
+    async def main():
+        async with serving(app_factory()) as client:
+            body = b'{"instances": [{"prompt": "a", "max_new_tokens": 2}]}'
+            good = await client.post("/invocations", content=body, headers=headers)
+            bad = await client.post("/invocations", content=b"hello there", headers=headers)
+        assert good.status_code == 200, good.text
+        assert bad.status_code == 400
+        assert 'must be JSON such as {"instances"' in bad.json()["error"]
+
+    run(main())
+
+
+def test_chunked_oversized_body_answers_413(app_factory):
+    async def chunks():
+        for _ in range(3):
+            yield b" " * (512 << 10)
+
+    async def main():
+        async with serving(app_factory()) as client:
+            return await client.post("/invocations", content=chunks())
+
+    answer = run(main())
+    assert answer.status_code == 413 and "larger than" in answer.json()["error"]
+
+
+V2_PROMPT = {"name": "prompt", "shape": [1], "datatype": "BYTES", "data": ["ab"]}
+
+
+def test_v2_parameters_are_an_open_map(app_factory):
+    async def main():
+        async with serving(app_factory()) as client:
+            body = {
+                "inputs": [{**V2_PROMPT, "parameters": {"binary_data_size": 2}}],
+                "outputs": [{"name": "tokens", "parameters": {"binary_data": False}}],
+                "parameters": {"binary_data_output": False, "max_new_tokens": 3},
+            }
+            return await client.post("/v2/models/gpuyard/infer", json=body)
+
+    answer = run(main())
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["outputs"][0]["data"] == [3]
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        (
+            {"inputs": [{**V2_PROMPT, "parameters": {"max_new_tokens": 500}}]},
+            "inputs[0].parameters.max_new_tokens",
+        ),
+        (
+            {"inputs": [V2_PROMPT], "parameters": {"max_new_tokens": 500}},
+            "parameters.max_new_tokens",
+        ),
+        (
+            {"inputs": [V2_PROMPT], "outputs": [{"name": "text"}, {"name": "text"}]},
+            "outputs[1].name",
+        ),
+    ],
+)
+def test_v2_errors_name_the_field(app_factory, body, field):
+    async def main():
+        async with serving(app_factory()) as client:
+            return await client.post("/v2/models/gpuyard/infer", json=body)
+
+    answer = run(main())
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["error"].startswith(field + ":")
+
+
+def test_failed_engine_turns_every_health_check_red(app_factory):
+    async def main():
+        app = app_factory()
+        async with serving(app) as client:
+
+            def broken(*_):
+                raise RuntimeError("sticky device error")
+
+            app.state.server.engine.model.step = broken
+            failed = [
+                await client.post("/invocations", json={"instances": [PROMPT]}) for _ in range(3)
+            ]
+            app.state.server.engine._thread.join(timeout=10)
+            checks = [
+                await client.get(p) for p in ("/ping", "/v2/health/ready", "/", "/v2/health/live")
+            ]
+            after = await client.post("/invocations", json={"instances": [PROMPT]})
+        assert [a.status_code for a in failed] == [500] * 3
+        assert "sticky device error" in failed[0].json()["error"]
+        assert [c.status_code for c in checks] == [503] * 4
+        assert after.status_code == 503 and "engine failed" in after.json()["error"]
 
     run(main())

@@ -85,7 +85,10 @@ def test_overload_answers_429_with_retry_after(server, tiny_artifact):
 
 
 def test_sigterm_drains_in_flight_requests_then_exits_0(server, tiny_artifact):
-    proc = server("--model", str(tiny_artifact), "--batching", "none", "--max-instances", "16")
+    proc = server(
+        "--model", str(tiny_artifact), "--batching", "none", "--max-instances", "16",
+        env={"GPUYARD_SERVE_DRAIN_DELAY_SECONDS": "1"},
+    )  # fmt: skip
 
     async def main():
         async with httpx.AsyncClient(base_url=proc.url, timeout=60) as client:
@@ -95,10 +98,16 @@ def test_sigterm_drains_in_flight_requests_then_exits_0(server, tiny_artifact):
                 await asyncio.sleep(0.01)
             proc.proc.send_signal(signal.SIGTERM)
             sent = time.monotonic()
+            # Within the deregistration delay: still listening, but red and refusing work.
+            await asyncio.sleep(0.3)
+            ready = await client.get("/v2/health/ready")
+            refused = await client.post("/invocations", json={"instances": [LONG]})
             answer = await pending
-            return answer, time.monotonic() - sent
+            return answer, time.monotonic() - sent, ready, refused
 
-    answer, waited = asyncio.run(main())
+    answer, waited, ready, refused = asyncio.run(main())
+    assert ready.status_code == 503
+    assert refused.status_code == 503 and "shutting down" in refused.json()["error"]
     assert answer.status_code == 200, answer.text
     assert [p["tokens"] for p in answer.json()["predictions"]] == [100] * 8
     assert waited > 0.05, "the request should still have been running at SIGTERM"
@@ -134,10 +143,11 @@ def test_client_disconnect_frees_its_slot(server, tiny_artifact):
 
 def test_platform_env_alone_configures_the_server(server, tiny_artifact, tmp_path):
     # Azure ML mounts the registered model folder below AZUREML_MODEL_DIR.
-    shutil.copytree(tiny_artifact, tmp_path / "azureml-models" / "gpuyard" / "1" / "model")
+    model_dir = tmp_path / "azureml-models" / "gpuyard" / "1"
+    shutil.copytree(tiny_artifact, model_dir / "model")
     proc = server(
         env={
-            "AZUREML_MODEL_DIR": str(tmp_path / "azureml-models"),
+            "AZUREML_MODEL_DIR": str(model_dir),
             "AIP_HEALTH_ROUTE": "/vhealth",
             "AIP_PREDICT_ROUTE": "/vpredict",
         }

@@ -9,8 +9,13 @@ Contracts served at once (each maps its wire shape onto ``GenerationRequest``):
   ``/v2/models/{name}``, ``/v2/models/{name}/ready``, ``POST /v2/models/{name}/infer``
 - ``GET /metrics`` (Prometheus) and ``GET /openapi.json``
 
-Liveness is green as soon as the process serves; readiness only once the model is
-loaded and warmed up, and no longer once draining has begun.
+Liveness is green as soon as the process serves, and red only once the engine has
+failed for good; readiness only once the model is loaded and warmed up, and no longer
+once draining has begun or the engine has failed. SageMaker's ``/ping`` is its only
+health check, so a failed engine turns it red too and the platform replaces the container.
+
+Every POST route takes a JSON body whatever its Content-Type says: SageMaker passes on
+the client's type, which is often ``text/plain``, ``application/octet-stream`` or none.
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from workloads.serve import loading
 from workloads.serve.config import ServeConfig
-from workloads.serve.engine import Cancelled, Engine, EngineClosed, QueueFull
+from workloads.serve.engine import Cancelled, Engine, EngineClosed, EngineFailed, QueueFull
 from workloads.serve.metrics import Metrics, RequestMetrics
 from workloads.serve.schemas import (
     BadRequest,
@@ -76,17 +81,39 @@ class ServerState:
 
     def __init__(self, config: ServeConfig, metrics: Metrics):
         self.config = config
+        """The settings the server was started with."""
         self.metrics = metrics
+        """Prometheus metrics shared by the routes and the engine."""
         self.phase = "loading"
+        """``loading``, ``ready``, ``draining`` or ``failed``."""
         self.error: str | None = None
+        """Why the server failed; None unless ``phase`` is ``failed``."""
         self.engine: Engine | None = None
+        """The generation engine, once the model is loaded."""
         self.limits: Limits | None = None
+        """What requests may ask of the loaded model, once it is loaded."""
         self.version: str | None = None
+        """The model's training step, reported as its version on the KServe v2 routes."""
         self.drain_deadline: float | None = None
+        """``time.monotonic()`` by which in-flight work must finish, once draining."""
+
+    def _check_engine(self) -> None:
+        if self.engine is not None and self.engine.failure and self.phase != "failed":
+            self.phase = "failed"
+            self.error = f"the generation engine failed: {self.engine.failure}"
+            self.metrics.ready.set(0)
 
     @property
     def ready(self) -> bool:
+        """Whether readiness probes pass and predictions are accepted."""
+        self._check_engine()
         return self.phase == "ready"
+
+    @property
+    def live(self) -> bool:
+        """False once a loaded engine has failed: nothing short of a restart helps then."""
+        self._check_engine()
+        return not (self.phase == "failed" and self.engine is not None)
 
     def load(self, on_fatal: Callable[[str], None]) -> None:
         """Fetch, verify, load and warm the model; runs in a thread so liveness answers now."""
@@ -143,11 +170,14 @@ class ServerState:
         self.engine.close()
 
     def require_engine(self) -> Engine:
-        if self.phase == "ready" and self.engine is not None:
+        """The engine if predictions are accepted now, else an HTTPError 503 saying why."""
+        if self.ready and self.engine is not None:
             return self.engine
         raise HTTPError(503, self.unavailable_reason(), RETRY_AFTER_UNAVAILABLE)
 
     def unavailable_reason(self) -> str:
+        """Why readiness fails, in words."""
+        self._check_engine()
         return {
             "loading": "the model is still loading",
             "draining": "the server is shutting down",
@@ -173,6 +203,8 @@ async def _generate(
         ) from None
     except EngineClosed as error:
         raise HTTPError(503, str(error), RETRY_AFTER_UNAVAILABLE) from None
+    except EngineFailed as error:
+        raise HTTPError(503, f"the generation engine failed: {error}") from None
     results = asyncio.gather(*(asyncio.wrap_future(s.future) for s in sequences))
     gone = asyncio.ensure_future(_client_gone(request))
     try:
@@ -192,9 +224,20 @@ async def _generate(
         raise HTTPError(
             503, "the server shut down before finishing", RETRY_AFTER_UNAVAILABLE
         ) from None
+    except EngineFailed as error:
+        raise HTTPError(503, f"the generation engine failed: {error}") from None
+    except Exception as error:
+        raise HTTPError(500, f"generation failed: {error!r}") from None
 
 
-def _validation_message(error: RequestValidationError) -> str:
+JSON_EXAMPLES = {
+    "instances": '{"instances": [{"prompt": "..."}]}',
+    "v2": '{"inputs": [{"name": "prompt", "datatype": "BYTES", "shape": [1], "data": ["..."]}]}',
+}
+
+
+def _validation_message(error: RequestValidationError, path: str) -> str:
+    example = JSON_EXAMPLES["v2" if path.startswith("/v2/") else "instances"]
     parts = []
     for e in error.errors()[:3]:
         where = "body"
@@ -203,21 +246,19 @@ def _validation_message(error: RequestValidationError) -> str:
         where = where.removeprefix("body.")
         if e["type"] == "json_invalid":
             detail = e.get("ctx", {}).get("error", "")
-            parts.append(f"body: malformed JSON ({detail})" if detail else "body: malformed JSON")
+            detail = f" ({detail})" if detail else ""
+            parts.append(f"body: must be JSON such as {example}, but is not{detail}")
         elif e["type"] == "missing" and where == "body":
-            parts.append("body: a JSON object is required")
+            parts.append(f"body: a JSON object such as {example} is required")
         else:
             parts.append(f"{where}: {e['msg']}")
     return "; ".join(parts)
 
 
-class BodyTooLarge(Exception):
-    """A chunked body grew past the limit; FastAPI turns this into a 400 on the body."""
-
-
-class BodyLimit:
-    """ASGI middleware: 413 for a declared body over ``limit`` bytes, and no chunked body is
-    read past it, so a client cannot make the server buffer an unbounded body."""
+class JSONBody:
+    """ASGI middleware: read each body up front, 413 once it passes ``limit`` bytes (declared
+    or chunked, so no client makes the server buffer an unbounded body), and hand a POST body
+    on as JSON whatever its Content-Type says."""
 
     def __init__(self, app: ASGIApp, limit: int):
         self.app = app
@@ -227,22 +268,35 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        too_large = _error(413, f"body: larger than {self.limit} bytes")
         declared = dict(scope["headers"]).get(b"content-length", b"0")
         if declared.isdigit() and int(declared) > self.limit:
-            too_large = _error(413, f"body: larger than {self.limit} bytes")
             await too_large(scope, receive, send)
             return
-        received = 0
-
-        async def counted() -> Message:
-            nonlocal received
+        body = bytearray()
+        more = True
+        while more:
             message = await receive()
-            received += len(message.get("body", b""))
-            if received > self.limit:
-                raise BodyTooLarge
-            return message
+            if message["type"] != "http.request":
+                return
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+            if len(body) > self.limit:
+                await too_large(scope, receive, send)
+                return
+        if scope["method"] == "POST":
+            headers = [(k, v) for k, v in scope["headers"] if k != b"content-type"]
+            scope["headers"] = [*headers, (b"content-type", b"application/json")]
+        replayed = False
 
-        await self.app(scope, counted, send)
+        async def replay() -> Message:
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": bytes(body), "more_body": False}
+
+        await self.app(scope, replay, send)
 
 
 def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -282,7 +336,7 @@ def create_app(config: ServeConfig, on_fatal: Callable[[str], None] | None = Non
         lifespan=lifespan,
     )
     app.state.server = state
-    app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
+    app.add_middleware(JSONBody, limit=MAX_BODY_BYTES)
     app.add_middleware(RequestMetrics, metrics=metrics)
 
     @app.exception_handler(HTTPError)
@@ -294,8 +348,8 @@ def create_app(config: ServeConfig, on_fatal: Callable[[str], None] | None = Non
         return _error(400, str(exc))
 
     @app.exception_handler(RequestValidationError)
-    async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-        return _error(400, _validation_message(exc))
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return _error(400, _validation_message(exc, request.url.path))
 
     @app.exception_handler(StarletteHTTPException)
     async def starlette_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -311,6 +365,10 @@ def create_app(config: ServeConfig, on_fatal: Callable[[str], None] | None = Non
     def ready_or_503() -> None:
         if not state.ready:
             raise HTTPError(503, state.unavailable_reason(), RETRY_AFTER_UNAVAILABLE)
+
+    def live_or_503() -> None:
+        if not state.live:
+            raise HTTPError(503, state.unavailable_reason())
 
     def limits() -> Limits:
         state.require_engine()
@@ -349,8 +407,11 @@ def create_app(config: ServeConfig, on_fatal: Callable[[str], None] | None = Non
             operation_id=f"ready{path.replace('/', '_')}",
         )  # fmt: skip
 
-    @app.get("/", summary="Azure ML liveness", response_class=PlainTextResponse)
+    @app.get(
+        "/", summary="Azure ML liveness", response_class=PlainTextResponse, responses=NOT_READY
+    )
     async def live() -> str:
+        live_or_503()
         return "Healthy"
 
     @app.get("/metrics", summary="Prometheus metrics", response_class=PlainTextResponse)
@@ -361,8 +422,9 @@ def create_app(config: ServeConfig, on_fatal: Callable[[str], None] | None = Non
     async def v2_server() -> dict[str, Any]:
         return {"name": "gpuyard", "version": app.version, "extensions": []}
 
-    @app.get("/v2/health/live", summary="KServe v2 liveness")
+    @app.get("/v2/health/live", summary="KServe v2 liveness", responses=NOT_READY)
     async def v2_live() -> dict[str, bool]:
+        live_or_503()
         return {"live": True}
 
     @app.get("/v2/health/ready", summary="KServe v2 readiness", responses=NOT_READY)

@@ -10,35 +10,17 @@ import argparse
 import logging
 import signal
 import sys
-from dataclasses import fields
+import threading
+from dataclasses import MISSING, fields
 
 import uvicorn
 
 from workloads.serve.app import create_app
-from workloads.serve.config import BATCHING_MODES, ConfigError, ServeConfig, resolve
+from workloads.serve.config import BATCHING_MODES, ConfigError, ServeConfig, field_docs, resolve
 
 log = logging.getLogger(__name__)
 
 GIL_SWITCH_SECONDS = 0.0002
-
-HELP = {
-    "model": "artifact directory or s3:// gs:// az:// URL (default: platform env, /opt/ml/model)",
-    "host": "interface to bind (default 0.0.0.0)",
-    "port": "port (default: AIP_HTTP_PORT, SAGEMAKER_BIND_TO_PORT, 5001 on Azure ML, else 8080)",
-    "model_name": "model name on the KServe v2 routes (default gpuyard)",
-    "batching": "continuous (default), static, or none (batch size 1)",
-    "max_batch_size": "sequences decoded together (default 32)",
-    "max_queue": "waiting sequences before 429 (default 64)",
-    "max_instances": "prompts per request (default 16)",
-    "max_new_tokens": "default bytes generated per prompt (default 64)",
-    "drain_seconds": "grace period for in-flight requests after SIGTERM (default 30)",
-    "health_route": "Vertex AI health route (default AIP_HEALTH_ROUTE or /health)",
-    "predict_route": "Vertex AI predict route (default AIP_PREDICT_ROUTE or /predict)",
-    "cache_dir": "where a remote model is downloaded (default: a temp dir)",
-    "device": "torch device (default cuda if available, else cpu)",
-    "threads": "torch intra-op threads (default: all cores but one on CPU)",
-    "log_level": "uvicorn log level (default info)",
-}
 
 
 def add_parser(subparsers) -> None:
@@ -48,24 +30,39 @@ def add_parser(subparsers) -> None:
         help="serve a model over HTTP (SageMaker, Vertex AI, Azure ML, KServe v2)",
         description=__doc__,
     )
+    docs = field_docs()
     for f in fields(ServeConfig):
         flag = "--" + f.name.replace("_", "-")
         kind = str if f.name == "model" else type(f.default)
         choices = BATCHING_MODES if f.name == "batching" else None
-        parser.add_argument(flag, type=kind, choices=choices, default=None, help=HELP[f.name])
+        text = docs[f.name]
+        if f.default is not MISSING and f.default != "":
+            text = f"{text} (default: {f.default})"
+        help_text = f"{text} [env GPUYARD_SERVE_{f.name.upper()}]".replace("%", "%%")
+        parser.add_argument(flag, type=kind, choices=choices, default=None, help=help_text)
     parser.set_defaults(func=run)
 
 
 class _Server(uvicorn.Server):
-    """uvicorn, with readiness turned off the moment a shutdown signal arrives."""
+    """uvicorn, with readiness turned off the moment a shutdown signal arrives and the
+    listening socket kept open ``delay`` seconds more, so load balancers see the red
+    readiness and deregister the server before connections start being refused."""
 
-    def __init__(self, config: uvicorn.Config, on_exit):
+    def __init__(self, config: uvicorn.Config, on_exit, delay: float):
         super().__init__(config)
         self._on_exit = on_exit
+        self._delay = delay
+        self._timer: threading.Timer | None = None
 
     def handle_exit(self, sig, frame) -> None:
         self._on_exit()
-        super().handle_exit(sig, frame)
+        if self._timer is not None or not self._delay:
+            # A second signal means the operator wants out now.
+            super().handle_exit(sig, frame)
+            return
+        self._timer = threading.Timer(self._delay, super().handle_exit, (sig, frame))
+        self._timer.daemon = True
+        self._timer.start()
 
 
 def run(args: argparse.Namespace) -> int:
@@ -90,10 +87,11 @@ def run(args: argparse.Namespace) -> int:
         host=config.host,
         port=config.port,
         log_level=config.log_level,
-        timeout_graceful_shutdown=config.drain_seconds,
+        # The grace period runs from the signal, so the deregistration delay is part of it.
+        timeout_graceful_shutdown=max(0.0, config.drain_seconds - config.drain_delay_seconds),
         access_log=False,
     )
-    server = _Server(uv_config, on_exit=state.begin_drain)
+    server = _Server(uv_config, on_exit=state.begin_drain, delay=config.drain_delay_seconds)
     # Every torch op releases the GIL; with the default 5 ms switch interval a busy event
     # loop then holds the engine thread back up to 5 ms per op, which halved throughput
     # and quadrupled p99 at 64 concurrent clients (docs/benchmarks.md, Serving).

@@ -6,8 +6,10 @@ whatever the hosting platform sets (SageMaker, Vertex AI, Azure ML), then the de
 
 from __future__ import annotations
 
+import ast
+import inspect
+import itertools
 import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -26,8 +28,9 @@ class ServeConfig:
     """Everything the server needs; built by :func:`resolve`, never read from env elsewhere."""
 
     model: str
-    """Artifact location: a local directory (searched one level down for ``manifest.json``) or
-    an object-store URL (``s3://``, ``gs://``, ``az://``, ``abfs://``) downloaded at start."""
+    """Artifact location: a local directory holding ``manifest.json`` itself or in one of its
+    subdirectories, or an object-store URL (``s3://``, ``gs://``, ``az://``, ``abfs://``)
+    downloaded at start."""
     host: str = "0.0.0.0"
     """Interface to bind; platforms reach the container on all interfaces."""
     port: int = 8080
@@ -47,12 +50,17 @@ class ServeConfig:
     """Default number of bytes generated per instance when a request does not say."""
     drain_seconds: float = 30.0
     """Grace period after SIGTERM for in-flight requests to finish before the process exits."""
+    drain_delay_seconds: float = 5.0
+    """After SIGTERM, how long the server keeps accepting connections with readiness red, so
+    load balancers see it and stop routing before the listening socket closes; part of
+    ``drain_seconds``."""
     health_route: str = "/health"
     """Vertex AI health route (``AIP_HEALTH_ROUTE`` overrides)."""
     predict_route: str = "/predict"
     """Vertex AI prediction route (``AIP_PREDICT_ROUTE`` overrides)."""
     cache_dir: str = ""
-    """Where a model fetched from an object store is written; empty means a fresh temp dir."""
+    """Where a model fetched from an object store is written; empty means a fresh temp dir
+    (made only when there is something to fetch)."""
     device: str = "cpu"
     """Torch device for the model and KV cache (``cuda`` when a GPU is present)."""
     threads: int = 0
@@ -74,11 +82,28 @@ class ServeConfig:
                 f"max_instances={self.max_instances} exceeds max_queue={self.max_queue}: "
                 "such a request could never be admitted"
             )
-        if self.drain_seconds < 0 or self.threads < 0:
-            raise ConfigError("drain_seconds and threads must not be negative")
+        for name in ("drain_seconds", "drain_delay_seconds", "threads"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must not be negative, got {getattr(self, name)}")
         for name in ("health_route", "predict_route"):
             if not getattr(self, name).startswith("/"):
                 raise ConfigError(f"{name} must start with '/', got {getattr(self, name)!r}")
+
+
+def field_docs() -> dict[str, str]:
+    """Each :class:`ServeConfig` field's docstring, on one line, by field name."""
+    tree = ast.parse(inspect.getsource(ServeConfig))
+    body = tree.body[0].body
+    docs = {}
+    for node, after in itertools.pairwise(body):
+        if (
+            isinstance(node, ast.AnnAssign)
+            and isinstance(node.target, ast.Name)
+            and isinstance(after, ast.Expr)
+            and isinstance(after.value, ast.Constant)
+        ):
+            docs[node.target.id] = " ".join(after.value.value.split())
+    return docs
 
 
 def _env_name(field: str) -> str:
@@ -116,8 +141,6 @@ def _platform_default(name: str, env: Mapping[str, str]) -> Any:
         return env["AIP_HEALTH_ROUTE"]
     if name == "predict_route" and env.get("AIP_PREDICT_ROUTE"):
         return env["AIP_PREDICT_ROUTE"]
-    if name == "cache_dir":
-        return tempfile.mkdtemp(prefix="gpuyard-model-")
     if name == "device":
         import torch
 

@@ -45,19 +45,37 @@ class Cancelled(RuntimeError):
     """The sequence was withdrawn before it finished (its client went away, or shutdown)."""
 
 
+class EngineFailed(RuntimeError):
+    """The engine gave up (its thread died, or steps kept failing); only a restart helps."""
+
+
+MAX_STEP_FAILURES = 3
+"""Consecutive failed steps after which the engine declares itself broken: one failure may
+be a bad request, a run of them (a sticky CUDA error, say) will not clear up by itself."""
+
+
 @dataclass(eq=False)
 class Sequence:
     """One request in flight; the caller keeps it to await ``future`` or to cancel."""
 
     request: GenerationRequest
+    """What to generate."""
     future: Future = field(default_factory=Future)
+    """Resolved with the :class:`Generation`, or with the error that ended the sequence."""
     submitted: float = field(default_factory=time.perf_counter)
+    """``perf_counter`` time of submission, for the queue and time-to-first-token metrics."""
     slot: int = -1
+    """Index of the KV-cache slot the sequence holds while running; -1 while queued."""
     cached: int = 0
+    """Positions whose keys and values are in the cache (prompt plus emitted bytes but one)."""
     pending: int = -1
+    """The latest emitted byte: the next decode step's input, not yet in the cache."""
     output: bytearray = field(default_factory=bytearray)
+    """Bytes generated so far."""
     cancelled: bool = False
+    """Set by :meth:`Engine.cancel`; the loop retires the sequence at the next step boundary."""
     generator: torch.Generator | None = None
+    """This sequence's own random generator when it samples; None when it decodes greedily."""
 
 
 def _resolve(future: Future, result: Generation | None = None, error: BaseException | None = None):
@@ -92,7 +110,8 @@ class Engine:
         self.device = next(model.parameters()).device
         self.slots = 1 if batching == "none" else max_batch_size
         block = model.config.block_size
-        self.cache = KVCache(model.config, self.slots, device=self.device)
+        dtype = next(model.parameters()).dtype
+        self.cache = KVCache(model.config, self.slots, device=self.device, dtype=dtype)
         self._causal = torch.ones(block, block, dtype=torch.bool, device=self.device).tril()
         self._free = list(range(self.slots))
         self._queue: collections.deque[Sequence] = collections.deque()
@@ -100,6 +119,7 @@ class Engine:
         self._cv = threading.Condition()
         self._accepting = True
         self._stopping = False
+        self._failure: str | None = None
         self._thread = threading.Thread(target=self._run, name="gpuyard-engine", daemon=True)
 
     def warmup(self) -> None:
@@ -120,6 +140,8 @@ class Engine:
     def submit(self, requests: list[GenerationRequest]) -> list[Sequence]:
         """Queue all of ``requests`` or none of them; raise QueueFull or EngineClosed."""
         with self._cv:
+            if self._failure is not None:
+                raise EngineFailed(self._failure)
             if not self._accepting:
                 raise EngineClosed("the server is shutting down")
             if len(self._queue) + len(requests) > self.max_queue:
@@ -165,28 +187,76 @@ class Engine:
         """Sequences queued or running."""
         return len(self._queue) + len(self._active)
 
+    @property
+    def failure(self) -> str | None:
+        """Why the engine can no longer generate, or None while it can."""
+        return self._failure
+
     def _run(self) -> None:
-        with torch.inference_mode():
-            while True:
-                with self._cv:
-                    self._cv.wait_for(lambda: self._stopping or self._queue or self._active)
-                    if self._stopping:
-                        return
-                newcomers = self._admit()
-                try:
-                    for seq in newcomers:
-                        self._prefill(seq)
-                    self._retire()
-                    if self._active:
-                        self._decode(self._active)
-                        self._retire()
-                except Exception as error:
-                    log.exception("generation step failed")
-                    for seq in self._active:
-                        self._finish(seq, "error", error)
-                    self._active.clear()
-                    self._free = list(range(self.slots))
-                    self._notify()
+        try:
+            with torch.inference_mode():
+                self._loop()
+        finally:
+            # Whatever ended the loop other than close() leaves nobody to serve the queue:
+            # fail everything now rather than let clients wait forever.
+            with self._cv:
+                if not self._stopping:
+                    self._fail(self._failure or "the generation thread died unexpectedly")
+
+    def _loop(self) -> None:
+        failures = 0
+        while True:
+            with self._cv:
+                self._cv.wait_for(lambda: self._stopping or self._queue or self._active)
+                if self._stopping:
+                    return
+            try:
+                healthy = self._step()
+            except Exception as error:
+                log.exception("generation step failed")
+                self._abort(list(self._active), error)
+                healthy = False
+            failures = 0 if healthy else failures + 1
+            if failures >= MAX_STEP_FAILURES:
+                self._failure = f"{failures} generation steps failed in a row (see the log)"
+                return
+
+    def _step(self) -> bool:
+        """Admit, prefill and decode once; False if some sequence failed along the way."""
+        healthy = True
+        for seq in self._admit():
+            try:
+                self._prefill(seq)
+            except Exception as error:
+                # One prompt failing must not take the sequences already running down with it.
+                log.exception("prefill failed")
+                self._abort([seq], error)
+                healthy = False
+        self._retire()
+        if self._active:
+            self._decode(self._active)
+            self._retire()
+        return healthy
+
+    def _abort(self, sequences: list[Sequence], error: BaseException) -> None:
+        for seq in sequences:
+            self._finish(seq, "error", error)
+            self._free.append(seq.slot)
+        self._active = [s for s in self._active if s not in sequences]
+        self.metrics.occupancy.set(len(self._active) / self.slots)
+        self._notify()
+
+    def _fail(self, message: str) -> None:
+        self._failure = message
+        self._accepting = False
+        log.error("engine failed: %s", message)
+        for seq in [*self._queue, *self._active]:
+            self._finish(seq, "error", EngineFailed(message))
+        self._queue.clear()
+        self._active.clear()
+        self.metrics.queue_depth.set(0)
+        self.metrics.occupancy.set(0)
+        self._cv.notify_all()
 
     def _admit(self) -> list[Sequence]:
         if self.batching == "static" and not self._active:
@@ -199,11 +269,13 @@ class Engine:
                 seq.slot = self._free.pop()
                 newcomers.append(seq)
                 room -= 1
+            # In the same critical section as the pops: drain() must never see a sequence
+            # in neither the queue nor the active list.
+            self._active.extend(newcomers)
             self.metrics.queue_depth.set(len(self._queue))
         now = time.perf_counter()
         for seq in newcomers:
             self.metrics.queue_seconds.observe(now - seq.submitted)
-        self._active.extend(newcomers)
         return newcomers
 
     def _wait_for_batch(self) -> None:
@@ -229,7 +301,7 @@ class Engine:
             self.metrics.prompt_nll.observe(float(nll))
         self.metrics.prompt_tokens.inc(T)
         seq.cached = T
-        if seq.request.seed is not None or seq.request.temperature >= GREEDY_BELOW:
+        if seq.request.temperature >= GREEDY_BELOW:
             seq.generator = torch.Generator(device=self.device)
             if seq.request.seed is None:
                 seq.generator.seed()

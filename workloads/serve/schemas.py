@@ -93,8 +93,11 @@ class Prediction(BaseModel):
     """One completion, in the order of the request's instances."""
 
     text: str
+    """Generated text (UTF-8, invalid bytes replaced), without the stop sequence."""
     tokens: int
+    """Bytes generated, stop sequence included."""
     finish_reason: str
+    """``length`` or ``stop``."""
 
 
 class PredictResponse(BaseModel):
@@ -110,9 +113,14 @@ class ErrorResponse(BaseModel):
 
 
 class V2Parameters(Sampling):
-    """KServe v2 parameters: the sampling settings plus the protocol's own ``content_type``."""
+    """KServe v2 parameters: the sampling settings; any other key is accepted and ignored.
 
-    content_type: str | None = None
+    The Open Inference Protocol makes parameters an open map that clients fill with their
+    own keys (tritonclient sends ``binary_data_output``, KServe ``content_type``), so
+    refusing unknown keys here would break stock clients.
+    """
+
+    model_config = ConfigDict(extra="ignore", strict=True)
 
 
 class V2InputTensor(BaseModel):
@@ -121,10 +129,15 @@ class V2InputTensor(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     name: str
+    """Must be ``prompt``."""
     shape: list[int]
+    """Must hold as many elements as ``data``."""
     datatype: str
+    """Must be ``BYTES``."""
     parameters: V2Parameters | None = None
+    """Sampling settings for these prompts, over the request-level ``parameters``."""
     data: list[Any]
+    """The prompts, as strings (nested lists are flattened)."""
 
 
 class V2RequestedOutput(BaseModel):
@@ -133,7 +146,9 @@ class V2RequestedOutput(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     name: str
+    """``text``, ``tokens`` or ``finish_reason``."""
     parameters: dict[str, Any] | None = None
+    """Accepted and ignored (an open map, like :class:`V2Parameters`): outputs are always JSON."""
 
 
 class V2InferRequest(BaseModel):
@@ -142,18 +157,26 @@ class V2InferRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     id: str | None = None
+    """Echoed in the response."""
     parameters: V2Parameters | None = None
+    """Sampling settings for every prompt."""
     inputs: list[V2InputTensor] = Field(min_length=1)
+    """Exactly one tensor, ``prompt``."""
     outputs: list[V2RequestedOutput] | None = None
+    """Outputs to return, each at most once; omitted means all."""
 
 
 class V2OutputTensor(BaseModel):
     """An Open Inference Protocol output tensor."""
 
     name: str
+    """``text``, ``tokens`` or ``finish_reason``."""
     shape: list[int]
+    """``[N]`` for N prompts."""
     datatype: str
+    """``BYTES`` for the strings, ``INT64`` for ``tokens``."""
     data: list[Any]
+    """One element per prompt, in the order of the input."""
 
 
 class V2InferResponse(BaseModel):
@@ -192,25 +215,30 @@ def to_generation(
     own: Sampling | None,
     defaults: Sampling | None,
     limits: Limits,
-    field: str,
+    own_field: str,
+    defaults_field: str,
     prompt_field: str,
 ) -> GenerationRequest:
     """Merge an instance's settings over the defaults and check them against the model.
 
-    ``field`` prefixes the names of sampling settings in error messages, ``prompt_field``
-    names the prompt.
+    Error messages name a sampling setting under ``own_field`` or ``defaults_field``,
+    whichever the offending value came from, and the prompt as ``prompt_field``.
     """
     merged: dict[str, Any] = {}
-    for source in (defaults, own):
+    where: dict[str, str] = {}
+    for source, field in ((defaults, defaults_field), (own, own_field)):
         if source is not None:
-            merged.update({k: v for k, v in source.model_dump(exclude_none=True).items()})
+            for key, value in source.model_dump(exclude_none=True).items():
+                merged[key] = value
+                where[key] = f"{field}.{key}"
     prompt_bytes = _encode(prompt, prompt_field)
     if not prompt_bytes:
         raise BadRequest(prompt_field, "must not be empty")
     max_new = merged.get("max_new_tokens", limits.default_max_new_tokens)
     if max_new >= limits.block_size:
         raise BadRequest(
-            f"{field}.max_new_tokens", f"{max_new} must be below the context of {limits.block_size}"
+            where["max_new_tokens"],
+            f"{max_new} must be below the context of {limits.block_size}",
         )
     room = limits.block_size - max_new
     if len(prompt_bytes) > room:
@@ -219,13 +247,13 @@ def to_generation(
             f"{len(prompt_bytes)} UTF-8 bytes, but with max_new_tokens={max_new} the model's "
             f"context of {limits.block_size} leaves room for at most {room}",
         )
-    stop = tuple(_encode(s, f"{field}.stop[{i}]") for i, s in enumerate(merged.get("stop", ())))
+    stop = tuple(_encode(s, f"{where['stop']}[{i}]") for i, s in enumerate(merged.get("stop", ())))
     for i, s in enumerate(stop):
         if not 0 < len(s) <= MAX_STOP_BYTES:
-            raise BadRequest(f"{field}.stop[{i}]", f"must be 1 to {MAX_STOP_BYTES} UTF-8 bytes")
+            raise BadRequest(f"{where['stop']}[{i}]", f"must be 1 to {MAX_STOP_BYTES} UTF-8 bytes")
     temperature = merged.get("temperature", 0.0)
     if not math.isfinite(temperature):
-        raise BadRequest(f"{field}.temperature", "must be a finite number")
+        raise BadRequest(where["temperature"], "must be a finite number")
     return GenerationRequest(
         prompt=prompt_bytes,
         max_new_tokens=max_new,
@@ -248,7 +276,13 @@ def from_predict(body: PredictRequest, limits: Limits) -> list[GenerationRequest
     _check_count(len(body.instances), limits, "instances")
     return [
         to_generation(
-            inst.prompt, inst, body.parameters, limits, f"instances[{i}]", f"instances[{i}].prompt"
+            inst.prompt,
+            inst,
+            body.parameters,
+            limits,
+            f"instances[{i}]",
+            "parameters",
+            f"instances[{i}].prompt",
         )
         for i, inst in enumerate(body.instances)
     ]
@@ -278,18 +312,29 @@ def from_v2(body: V2InferRequest, limits: Limits) -> list[GenerationRequest]:
     if not prompts:
         raise BadRequest("inputs[0].data", "must hold at least one prompt")
     _check_count(len(prompts), limits, "inputs[0].data")
-    for requested in body.outputs or ():
+    seen = set()
+    for i, requested in enumerate(body.outputs or ()):
         if requested.name not in V2_OUTPUTS:
             raise BadRequest(
-                "outputs", f"unknown output {requested.name!r}; known: {list(V2_OUTPUTS)}"
+                f"outputs[{i}].name",
+                f"unknown output {requested.name!r}; known: {list(V2_OUTPUTS)}",
             )
+        if requested.name in seen:
+            raise BadRequest(f"outputs[{i}].name", f"{requested.name!r} is requested twice")
+        seen.add(requested.name)
     requests = []
     for i, prompt in enumerate(prompts):
         if not isinstance(prompt, str):
             raise BadRequest(f"{field}[{i}]", "must be a string")
         requests.append(
             to_generation(
-                prompt, tensor.parameters, body.parameters, limits, "parameters", f"{field}[{i}]"
+                prompt,
+                tensor.parameters,
+                body.parameters,
+                limits,
+                "inputs[0].parameters",
+                "parameters",
+                f"{field}[{i}]",
             )
         )
     return requests
