@@ -267,6 +267,21 @@ class LocalRun:
             say(f"    already trained to step {self.summary.steps}: reusing it")
         return done
 
+    def exported(self) -> bool:
+        """Whether the model at ``model_url`` was exported from the step training reached."""
+        import fsspec
+
+        config = f"{self.summary.model_url}/config.json"
+        if not _exists(config):
+            return False
+        with fsspec.open(config) as f:
+            step = json.load(f).get("step")
+        if step != self.summary.steps:
+            return False
+        self.summary.reused.append("export")
+        say(f"    model already exported from step {step}: reusing it")
+        return True
+
     def export(self) -> None:
         _run(
             _workload("export", "--ckpt", self.summary.ckpt_url, "--out", self.summary.model_url),
@@ -286,6 +301,8 @@ class LocalRun:
                 "serve", "--model", self.summary.model_url, "--host", "127.0.0.1",
                 "--port", str(port), "--max-new-tokens", str(self.options.max_new_tokens),
                 "--cache-dir", str(self.options.workdir / "serving-model"),
+                # No load balancer has to notice it leave: stop as soon as it is drained.
+                "--drain-delay-seconds", "0",
             ),
             stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
@@ -426,7 +443,8 @@ def _stages(options: LocalOptions) -> Summary:
             if not local.trained():
                 local.train()
         with stage("export"):
-            local.export()
+            if not local.exported():
+                local.export()
         with stage("serve"):
             local.serve()
         with stage("ask"):

@@ -87,7 +87,8 @@ def test_second_run_reuses_the_work(first_run):
     assert done.returncode == 0, done.stderr
     assert "corpus already prepared: reusing it" in done.stdout
     assert "already trained to step 20: reusing it" in done.stdout
-    assert "reused       prepare, train" in done.stdout
+    assert "model already exported from step 20: reusing it" in done.stdout
+    assert "reused       prepare, train, export" in done.stdout
     assert data.stat().st_mtime_ns == prepared_at
     assert seconds < first_seconds
 
