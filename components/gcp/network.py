@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_gcp as gcp
 
+from components.gcp.logs import routed_logs
 from components.kit import stateful
 
 TOKEN = "gpuyard:index:GcpNetwork"
@@ -177,33 +178,22 @@ class GcpNetwork(pulumi.ComponentResource):
             opts=child,
         )
 
-        flow_bucket_id = args.flow_log_bucket_id
-        self.flow_log_bucket = gcp.logging.ProjectBucketConfig(
+        # Kept in the network's region, like the traffic it describes.
+        self.flow_log_bucket, self.flow_log_sink = routed_logs(
             f"{name}-flow-logs",
             project=args.project,
-            # Kept in the network's region, like the traffic it describes.
-            location=args.region,
-            bucket_id=flow_bucket_id,
+            region=args.region,
+            bucket_id=args.flow_log_bucket_id,
             retention_days=args.flow_log_retention_days,
             description="VPC flow logs of the platform's node subnetwork",
-            opts=kept,
-        )
-        self.flow_log_sink = gcp.logging.ProjectSink(
-            f"{name}-flow-logs",
-            project=args.project,
-            destination=(
-                f"logging.googleapis.com/projects/{args.project}"
-                f"/locations/{args.region}/buckets/{flow_bucket_id}"
-            ),
-            filter=pulumi.Output.concat(
+            log_filter=pulumi.Output.concat(
                 'log_id("compute.googleapis.com/vpc_flows") AND resource.type="gce_subnetwork"'
                 ' AND resource.labels.subnetwork_name="',
                 self.subnetwork.name,
                 '"',
             ),
-            # Its own writer identity rather than the project-wide shared one.
-            unique_writer_identity=True,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.flow_log_bucket]),
+            parent=self,
+            kept=kept,
         )
 
         self.network_id: pulumi.Output[str] = self.network.id

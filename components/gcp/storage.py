@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_gcp as gcp
 
+from components.gcp.logs import routed_logs
 from components.kit import stateful
 
 TOKEN = "gpuyard:index:GcpObjectStore"
@@ -156,34 +157,19 @@ class GcpObjectStore(pulumi.ComponentResource):
 
         # Data-access entries exist only while the project's audit config for Cloud Storage
         # asks for them; the kit declares that project-level setting, not this component.
-        # A log bucket of its own, fed by a sink on this bucket's data-access entries: the
-        # spec's retention then applies to these logs alone, where changing the project's
-        # _Default bucket would change it for every log in the project. Cloud Logging keeps
-        # it private to the project and encrypted by Google.
-        access_bucket_id = args.access_log_bucket_id
-        self.access_log_bucket = gcp.logging.ProjectBucketConfig(
+        self.access_log_bucket, self.access_log_sink = routed_logs(
             f"{name}-access-logs",
             project=args.project,
-            location=args.region,
-            bucket_id=access_bucket_id,
+            region=args.region,
+            bucket_id=args.access_log_bucket_id,
             retention_days=args.access_log_retention_days,
             description=f"Data-access audit logs of gs://{args.bucket_name}",
-            opts=kept,
-        )
-        self.access_log_sink = gcp.logging.ProjectSink(
-            f"{name}-access-logs",
-            project=args.project,
-            destination=(
-                f"logging.googleapis.com/projects/{args.project}"
-                f"/locations/{args.region}/buckets/{access_bucket_id}"
-            ),
-            filter=(
+            log_filter=(
                 'log_id("cloudaudit.googleapis.com/data_access") AND resource.type="gcs_bucket"'
                 f' AND resource.labels.bucket_name="{args.bucket_name}"'
             ),
-            # Its own writer identity rather than the project-wide shared one.
-            unique_writer_identity=True,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.access_log_bucket]),
+            parent=self,
+            kept=kept,
         )
 
         self.bucket_name: pulumi.Output[str] = self.bucket.name
