@@ -38,7 +38,7 @@ def render(plan: Plan) -> str:
     lines += ["", f"Estimated cost, USD per hour (list prices as of {catalog.PRICES_AS_OF}):"]
     for c in plan.cost:
         lines.append(f"  {c.min_per_hour:9.3f} - {c.max_per_hour:9.3f}  {c.name}: {c.description}")
-    total = plan.to_json()["cost"]
+    total = plan.cost_per_hour()
     lines.append(
         f"  {total['min_per_hour']:9.3f} - {total['max_per_hour']:9.3f}  total (min - max scale)"
     )

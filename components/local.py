@@ -125,9 +125,9 @@ def _run(command: list[str], what: str) -> str:
 
 
 def _exists(url: str) -> bool:
-    import fsspec
+    from workloads.store import fs_root
 
-    fs, path = fsspec.core.url_to_fs(url)
+    fs, path = fs_root(url)
     return fs.exists(path)
 
 
@@ -257,7 +257,7 @@ class LocalRun:
         """Whether an earlier run's latest complete checkpoint reached the requested steps."""
         from workloads.checkpoint import find_latest
 
-        latest = find_latest(self.summary.ckpt_url) if _exists(self.summary.ckpt_url) else None
+        latest = find_latest(self.summary.ckpt_url)
         if latest is None or latest.step < self.options.steps or not self.log_path.exists():
             return False
         self._read_log()

@@ -104,9 +104,15 @@ class Plan:
                 "currency": "USD",
                 "prices_as_of": catalog.PRICES_AS_OF,
                 "lines": [asdict(c) for c in self.cost],
-                "min_per_hour": round(sum(c.min_per_hour for c in self.cost), 4),
-                "max_per_hour": round(sum(c.max_per_hour for c in self.cost), 4),
+                **self.cost_per_hour(),
             },
+        }
+
+    def cost_per_hour(self) -> dict[str, float]:
+        """Total USD per hour at the smallest and the largest scale."""
+        return {
+            "min_per_hour": round(sum(c.min_per_hour for c in self.cost), 4),
+            "max_per_hour": round(sum(c.max_per_hour for c in self.cost), 4),
         }
 
 

@@ -10,6 +10,7 @@ import json
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -40,9 +41,9 @@ class Project:
                 return cls(directory)
         raise ProjectError(f"no Pulumi.yaml in {here} or any parent directory")
 
-    @property
+    @cached_property
     def settings(self) -> dict[str, Any]:
-        """Pulumi.yaml, parsed."""
+        """Pulumi.yaml, parsed once per Project."""
         return yaml.safe_load((self.root / "Pulumi.yaml").read_text())
 
     @property
@@ -76,10 +77,11 @@ class Project:
         Importing a cloud's SDK is most of a plan's cost and each process pays it once
         for all that cloud's stacks; the processes run side by side on the cores there are.
         """
-        if not self.stacks():
+        stacks = self.stacks()
+        if not stacks:
             raise ProjectError(f"no stack files (Pulumi.<stack>.yaml) in {self.stack_dir}")
         groups: dict[str, list[str]] = {}
-        for stack in self.stacks():
+        for stack in stacks:
             groups.setdefault(self.config(stack).get("gpuyard:cloud", ""), []).append(stack)
         # A fork server imports the SDK core and the program's modules once, then forks
         # each worker from that single-threaded process: as cheap as fork, without
@@ -89,7 +91,7 @@ class Project:
         with ProcessPoolExecutor(max_workers=len(groups), mp_context=context) as pool:
             done = pool.map(_plan_stacks, [(self.root, stacks) for stacks in groups.values()])
             plans = {plan.stack: plan for group in done for plan in group}
-        return [plans[stack] for stack in self.stacks()]
+        return [plans[stack] for stack in stacks]
 
     def plan(self, stack: str) -> Plan:
         """Run the project's program offline for ``stack`` (see components.plan)."""
